@@ -1,0 +1,18 @@
+# The two commands at the top of the README. Both set everything up first (scripts/setup.sh).
+.PHONY: setup quickstart test lint bench-ingest
+
+setup:
+	@bash scripts/setup.sh
+
+quickstart: setup
+	.venv/bin/mmrag quickstart
+
+test: setup
+	.venv/bin/python -m pytest
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+bench-ingest: setup
+	.venv/bin/python benchmarks/ingest.py

@@ -1,0 +1,339 @@
+"""One pydantic model for the whole pipeline, loaded from TOML / JSON / dict, overridden by env.
+
+Sections: ``[ingest]``, ``[embedder]``, ``[pooling]``, ``[store]``, ``[retrieval]``,
+``[reranker]``, ``[generator]``. Components (embedder, reranker, generator) are written as
+``{type, init_parameters}``; secrets as environment-variable references, never as values.
+
+Environment variables prefixed ``MMRAG_`` override any value, with ``__`` between nested keys,
+e.g. ``MMRAG_STORE__URL=http://qdrant:6333`` or ``MMRAG_INGEST__DPI=200``. They take precedence
+over files and keyword arguments, so a deployment can change a setting without editing files.
+
+Example:
+    >>> from mmrag.config import PipelineConfig
+    >>> cfg = PipelineConfig.from_dict({"store": {"path": "my_index"},
+    ...                                 "retrieval": {"plan": "global@100 -> full@5"}})
+    >>> cfg.store.backend, cfg.retrieval.plan
+    ('embedded', 'global@100 -> full@5')
+    >>> PipelineConfig.from_toml_string(cfg.to_toml()) == cfg
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, get_args
+
+import tomli_w
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from mmrag.auth import Secret, is_secret_dict
+from mmrag.errors import ConfigError
+from mmrag.pipeline.ingest.options import IngestConfig
+from mmrag.pipeline.plan import parse_plan
+from mmrag.registry import resolve, validate_type
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "POOLING_VIEWS",
+    "ComponentSpec",
+    "IngestConfig",
+    "PipelineConfig",
+    "PoolingConfig",
+    "RetrievalConfig",
+    "SecretField",
+    "StoreConfig",
+]
+
+SecretField = Annotated[
+    Secret,
+    PlainValidator(Secret.coerce),
+    PlainSerializer(lambda s: s.to_dict(), return_type=dict),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "properties": {"type": {"const": "env_var"}, "env_vars": {"type": "array"}},
+            "description": "An environment-variable reference; never a secret value.",
+        }
+    ),
+]
+
+#: Training-free pooling views of a multi-vector page (see ``mmrag/embedders/pooling.py``).
+PoolingView = Literal["global", "rows", "cols", "tiles", "smooth_rows", "hier", "muvera"]
+POOLING_VIEWS: tuple[str, ...] = get_args(PoolingView)
+
+_SECRET_KEY = re.compile(r"(api_?key|token|password|passwd|secret)$", re.IGNORECASE)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ComponentSpec(_Section):
+    """A component as data: ``{type, init_parameters}``.
+
+    ``type`` is a registered short name (see :mod:`mmrag.registry`) or a dotted import path.
+
+    Example:
+        >>> from mmrag.config import ComponentSpec
+        >>> spec = ComponentSpec(type="colqwen2", init_parameters={"model": "vidore/colqwen2-v1.0-hf"})
+        >>> spec.model_dump()
+        {'type': 'colqwen2', 'init_parameters': {'model': 'vidore/colqwen2-v1.0-hf'}}
+    """
+
+    kind: ClassVar[str] = ""
+    type: str
+    init_parameters: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        return validate_type(cls.kind, value) if cls.kind else value
+
+    def build(self) -> Any:
+        """Import the component class and construct it (cheap: models load lazily)."""
+        params = {
+            k: Secret.coerce(v) if is_secret_dict(v) else v
+            for k, v in self.init_parameters.items()
+        }
+        return resolve(self.kind, self.type)(**params)
+
+
+class EmbedderSpec(ComponentSpec):
+    """The ``[embedder]`` section."""
+
+    kind: ClassVar[str] = "embedder"
+
+
+class RerankerSpec(ComponentSpec):
+    """The ``[reranker]`` section."""
+
+    kind: ClassVar[str] = "reranker"
+
+
+class GeneratorSpec(ComponentSpec):
+    """The ``[generator]`` section."""
+
+    kind: ClassVar[str] = "generator"
+
+
+class MuveraConfig(_Section):
+    """MUVERA fixed-dimensional encoding parameters (fastembed's ``Muvera``)."""
+
+    k_sim: int = Field(5, ge=1, le=10)
+    dim_proj: int = Field(16, ge=1)
+    r_reps: int = Field(20, ge=1)
+    seed: int = 42
+
+
+class PoolingConfig(_Section):
+    """Which training-free pooled views of multi-vector pages are stored (each a named vector)."""
+
+    views: list[PoolingView] = Field(
+        default_factory=lambda: ["global", "rows"]
+    )
+    tile_size: int = Field(4, ge=1, description="Tile side, in patches, for the `tiles` view.")
+    window: int = Field(3, ge=1, description="Rows averaged by the `smooth_rows` view.")
+    pool_factor: int = Field(3, ge=1, description="Token reduction of the `hier` view.")
+    muvera: MuveraConfig = Field(default_factory=MuveraConfig)
+    seed: int = 0
+
+
+class StoreConfig(_Section):
+    """Where vectors live: an embedded Qdrant folder (default) or a Qdrant server URL."""
+
+    backend: Literal["embedded", "server"] = "embedded"
+    path: str = Field("mmrag_index", description="Folder of the embedded store.")
+    url: str | None = Field(None, description="Qdrant server URL for the `server` backend.")
+    api_key: SecretField | None = Field(
+        default_factory=lambda: Secret.from_env_var("QDRANT_API_KEY", strict=False)
+    )
+    prefer_grpc: bool = False
+    timeout_s: float = Field(30.0, gt=0)
+    collection: str = Field("mmrag", pattern=r"^[A-Za-z0-9_\-]{1,128}$")
+    assets: str | None = Field(
+        None, description="fsspec URL of the page-image asset store (default: <path>/assets)."
+    )
+
+
+class RetrievalConfig(_Section):
+    """The retrieval plan in arrow syntax (see :mod:`mmrag.pipeline.plan`) and the answer size."""
+
+    plan: str = "global@200 -> rows@50 -> full@10"
+    top_k: int = Field(5, ge=1)
+    hybrid: bool = Field(False, description="Fuse the text channel with RRF.")
+
+    @field_validator("plan")
+    @classmethod
+    def _valid_plan(cls, value: str) -> str:
+        return str(parse_plan(value))
+
+
+class PipelineConfig(BaseSettings):
+    """The whole pipeline's configuration.
+
+    Example:
+        >>> from mmrag.config import PipelineConfig
+        >>> cfg = PipelineConfig()
+        >>> cfg.embedder.type, cfg.store.backend
+        ('colmodernvbert', 'embedded')
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="MMRAG_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_assignment=True,
+        nested_model_default_partial_update=True,
+    )
+
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    embedder: EmbedderSpec = Field(
+        default_factory=lambda: EmbedderSpec(
+            type="colmodernvbert", init_parameters={"model": "ModernVBERT/colmodernvbert"}
+        )
+    )
+    pooling: PoolingConfig = Field(default_factory=PoolingConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    reranker: RerankerSpec | None = None
+    generator: GeneratorSpec | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first: MMRAG_* overrides files and keyword arguments alike.
+        return (env_settings, init_settings)
+
+    # -- loading ---------------------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PipelineConfig:
+        """Validate a plain dict; errors name the key and the allowed values."""
+        try:
+            return cls(**dict(data))
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc)) from None
+
+    @classmethod
+    def from_toml_string(cls, text: str) -> PipelineConfig:
+        """Parse a TOML document."""
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"not valid TOML: {exc}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> PipelineConfig:
+        """Load a ``.toml`` or ``.json`` file, then apply ``MMRAG_*`` environment overrides."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+        try:
+            if path.suffix.lower() == ".json":
+                return cls.from_dict(json.loads(text))
+            return cls.from_toml_string(text)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: not valid JSON: {exc}") from None
+
+    # -- saving ----------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, JSON/TOML-safe dict (``None`` left out). Refuses to include secret values."""
+        data = _drop_none(self.model_dump(mode="json"))
+        _refuse_plain_secrets(data, "")
+        return data
+
+    def to_toml(self) -> str:
+        """The config as a TOML document that :meth:`from_toml_string` reads back unchanged."""
+        return tomli_w.dumps(self.to_dict())
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``.toml`` (or ``.json`` by suffix) to ``path``; returns the path."""
+        path = Path(path)
+        text = (
+            json.dumps(self.to_dict(), indent=2) + "\n"
+            if path.suffix.lower() == ".json"
+            else self.to_toml()
+        )
+        path.write_text(text, encoding="utf-8")
+        return path
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+def _refuse_plain_secrets(value: Any, where: str) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{where}.{key}" if where else key
+            if _SECRET_KEY.search(str(key)) and isinstance(item, str):
+                raise ConfigError(
+                    f"{here}: refusing to save a secret value; reference an environment "
+                    f'variable instead, e.g. {key} = {{type = "env_var", env_vars = ["MY_KEY"]}}'
+                )
+            _refuse_plain_secrets(item, here)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _refuse_plain_secrets(item, f"{where}[{i}]")
+
+
+def _explain(exc: ValidationError) -> str:
+    """Turn pydantic's errors into one line per problem: ``key: what is wrong (allowed: …)``."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(err["loc"][:-1])
+            message = "unknown key" + (f"; allowed keys: {', '.join(allowed)}" if allowed else "")
+        elif err["type"] != "value_error" and not isinstance(err.get("input"), dict | list):
+            message = f"{message} (got {err['input']!r})"
+        lines.append(f"{loc}: {message}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = PipelineConfig
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = field.annotation
+        args = getattr(model, "__args__", None)
+        if args:  # Optional[Section]
+            model = next((a for a in args if hasattr(a, "model_fields")), None)
+    return list(getattr(model, "model_fields", {}))

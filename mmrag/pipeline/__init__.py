@@ -1,0 +1,1 @@
+"""Pipeline stages: ingest, indexing job, retrieval plans, RAG, evaluation."""

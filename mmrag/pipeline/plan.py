@@ -1,0 +1,119 @@
+"""The retrieval-plan syntax: ``global@200 -> rows@50 -> full@10``.
+
+A plan is a list of stages, each a named vector of the collection and how many candidates that
+stage keeps. The first stage searches the whole collection; each later stage rescores only the
+previous stage's candidates (a nested Qdrant prefetch). ``+`` joins stages fused with RRF, e.g.
+``(dense@50 + text@50) -> full@10``.
+
+Example:
+    >>> from mmrag.pipeline.plan import parse_plan
+    >>> plan = parse_plan("global@200 -> rows@50 -> full@10")
+    >>> [(s.using, s.limit) for s in plan.stages]
+    [('global', 200), ('rows', 50), ('full', 10)]
+    >>> str(plan)
+    'global@200 -> rows@50 -> full@10'
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mmrag.errors import ConfigError
+
+__all__ = ["VECTOR_NAMES", "Plan", "Stage", "parse_plan"]
+
+#: Named vectors a collection can hold (see DESIGN.md "Store").
+VECTOR_NAMES: tuple[str, ...] = (
+    "dense",
+    "global",
+    "rows",
+    "cols",
+    "tiles",
+    "smooth_rows",
+    "hier",
+    "muvera",
+    "full",
+    "text",
+)
+
+_STAGE = re.compile(r"^\s*([a-z_][a-z0-9_]*)\s*@\s*(\d+)\s*$")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: search ``using`` (a vector name), keep ``limit`` candidates.
+
+    A stage with ``fuse`` set is an RRF fusion of those stages, each searched independently.
+    """
+
+    using: str
+    limit: int
+    fuse: tuple[Stage, ...] = ()
+
+    def __str__(self) -> str:
+        if self.fuse:
+            return "(" + " + ".join(str(s) for s in self.fuse) + ")"
+        return f"{self.using}@{self.limit}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A parsed retrieval plan; ``str(plan)`` gives back the canonical arrow syntax."""
+
+    stages: tuple[Stage, ...]
+
+    @property
+    def limit(self) -> int:
+        """How many hits the plan returns (the last stage's limit)."""
+        return self.stages[-1].limit
+
+    @property
+    def vectors(self) -> tuple[str, ...]:
+        """Every vector name the plan reads, in order of first use."""
+        names: list[str] = []
+        for stage in self.stages:
+            for s in stage.fuse or (stage,):
+                if s.using not in names:
+                    names.append(s.using)
+        return tuple(names)
+
+    def __str__(self) -> str:
+        return " -> ".join(str(s) for s in self.stages)
+
+
+def _parse_stage(text: str, plan: str) -> Stage:
+    text = text.strip()
+    if text.startswith("(") and text.endswith(")"):
+        parts = [_parse_stage(p, plan) for p in text[1:-1].split("+")]
+        if len(parts) < 2:
+            raise ConfigError(f"plan {plan!r}: a fused stage needs two or more parts joined by '+'")
+        return Stage(using="rrf", limit=max(p.limit for p in parts), fuse=tuple(parts))
+    match = _STAGE.match(text)
+    if not match:
+        raise ConfigError(
+            f"plan {plan!r}: cannot read stage {text!r}; write stages as NAME@K joined by '->', "
+            "e.g. 'global@200 -> rows@50 -> full@10'"
+        )
+    using, limit = match.group(1), int(match.group(2))
+    if using not in VECTOR_NAMES:
+        raise ConfigError(
+            f"plan {plan!r}: unknown vector {using!r}; allowed: {', '.join(VECTOR_NAMES)}"
+        )
+    if limit < 1:
+        raise ConfigError(f"plan {plan!r}: stage {text!r} must keep at least 1 candidate")
+    return Stage(using=using, limit=limit)
+
+
+def parse_plan(text: str) -> Plan:
+    """Parse the arrow syntax; raises :class:`~mmrag.errors.ConfigError` naming the problem."""
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError("a retrieval plan cannot be empty; e.g. 'global@200 -> rows@50 -> full@10'")
+    stages = tuple(_parse_stage(part, text) for part in text.split("->"))
+    for before, after in zip(stages, stages[1:]):
+        if after.limit > before.limit:
+            raise ConfigError(
+                f"plan {text!r}: stage {after} keeps more candidates than the stage before it "
+                f"({before}); each stage can only narrow the candidates down"
+            )
+    return Plan(stages=stages)

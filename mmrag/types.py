@@ -1,0 +1,390 @@
+"""The typed values that flow between stages: Item, Embedding, Hit, Answer, IndexReport.
+
+Every arrow in the data flow of DESIGN.md carries one of these. They are frozen dataclasses with
+no heavy imports (NumPy only), so ``import mmrag`` stays fast.
+
+Example:
+    >>> from mmrag.types import Item, Modality
+    >>> page = Item(source="report.pdf", source_sha256="ab" * 32, modality=Modality.PDF_PAGE, page=3)
+    >>> page.locator
+    'page=3'
+    >>> page.point_id("colqwen2@v1") == page.point_id("colqwen2@v1")
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = [
+    "ITEM_NAMESPACE",
+    "Answer",
+    "Embedding",
+    "Failure",
+    "Hit",
+    "IndexReport",
+    "Item",
+    "Modality",
+    "item_id",
+]
+
+#: Namespace of the UUIDv5 point ids. Changing it changes every id: never do.
+ITEM_NAMESPACE = uuid.UUID("5f0b2c1e-7d3a-5c4e-9a61-6d6d7261672e")
+
+
+class Modality(str, Enum):
+    """What kind of visual unit an :class:`Item` is."""
+
+    PDF_PAGE = "pdf_page"
+    IMAGE = "image"
+    VIDEO_FRAME = "video_frame"
+    TEXT = "text"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def item_id(source_sha256: str, locator: str, embedder_id: str = "") -> str:
+    """The deterministic point id: UUIDv5 of (source content sha256, locator, embedder id).
+
+    The same page of the same bytes embedded by the same embedder always gets the same id, so
+    re-running an indexing job overwrites instead of duplicating.
+
+    Example:
+        >>> item_id("00" * 32, "page=1", "clip") == item_id("00" * 32, "page=1", "clip")
+        True
+        >>> item_id("00" * 32, "page=1", "clip") != item_id("00" * 32, "page=2", "clip")
+        True
+    """
+    if not source_sha256:
+        raise ValueError("item_id needs the source's sha256; got an empty string")
+    return str(uuid.uuid5(ITEM_NAMESPACE, f"{source_sha256}\x1f{locator}\x1f{embedder_id}"))
+
+
+@dataclass(frozen=True)
+class Item:
+    """One visual unit of a source: a PDF page, an image (or one frame of it), a video frame.
+
+    ``page`` is 1-based, as PDF viewers show it; ``frame_index`` is 0-based. The pixels are not
+    held: ``image_loader`` renders or decodes them on demand (:meth:`load_image`), so a stream of
+    Items from a 2,000-page PDF never keeps the pages in memory.
+
+    Example:
+        >>> from mmrag.types import Item, Modality
+        >>> frame = Item(source="talk.mp4", source_sha256="cd" * 32,
+        ...              modality=Modality.VIDEO_FRAME, frame_index=30, timestamp_s=12.5)
+        >>> frame.citation()
+        'talk.mp4 @ 0:12.5'
+    """
+
+    source: str
+    source_sha256: str
+    modality: Modality
+    page: int | None = None
+    page_label: str | None = None
+    frame_index: int | None = None
+    timestamp_s: float | None = None
+    width: int | None = None
+    height: int | None = None
+    text: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    embedder_id: str = ""
+    image_loader: Callable[[], Image.Image] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.modality, Modality):
+            object.__setattr__(self, "modality", Modality(self.modality))
+        if self.page is not None and self.page < 1:
+            raise ValueError(f"{self.source}: page numbers are 1-based, got {self.page}")
+        if self.frame_index is not None and self.frame_index < 0:
+            raise ValueError(f"{self.source}: frame_index must be >= 0, got {self.frame_index}")
+
+    @property
+    def locator(self) -> str:
+        """Where in the source this item is, e.g. ``page=3`` or ``frame=30``."""
+        parts = []
+        if self.page is not None:
+            parts.append(f"page={self.page}")
+        if self.frame_index is not None:
+            parts.append(f"frame={self.frame_index}")
+        return ";".join(parts) or "whole"
+
+    @property
+    def id(self) -> str:
+        """The point id of this item for its ``embedder_id`` (see :func:`item_id`)."""
+        return item_id(self.source_sha256, self.locator, self.embedder_id)
+
+    def point_id(self, embedder_id: str) -> str:
+        """The point id this item gets in an index built by ``embedder_id``."""
+        return item_id(self.source_sha256, self.locator, embedder_id)
+
+    def with_embedder(self, embedder_id: str) -> Item:
+        """A copy of this item bound to ``embedder_id`` (so :attr:`id` is its point id)."""
+        return dataclasses.replace(self, embedder_id=embedder_id)
+
+    def load_image(self) -> Image.Image:
+        """Render or decode the pixels now, as an RGB PIL image."""
+        if self.image_loader is None:
+            raise ValueError(f"{self.source} ({self.locator}): this item has no image to load")
+        return self.image_loader()
+
+    def citation(self) -> str:
+        """A short human-readable reference: ``report.pdf p.3`` or ``talk.mp4 @ 0:12.5``."""
+        if self.modality is Modality.VIDEO_FRAME and self.timestamp_s is not None:
+            minutes, seconds = divmod(self.timestamp_s, 60.0)
+            return f"{self.source} @ {int(minutes)}:{seconds:04.1f}"
+        if self.page is not None:
+            label = f" (label {self.page_label})" if self.page_label not in (None, "") else ""
+            return f"{self.source} p.{self.page}{label}"
+        if self.frame_index:
+            return f"{self.source} frame {self.frame_index}"
+        return self.source
+
+    def to_payload(self) -> dict[str, Any]:
+        """The JSON-safe payload stored with the point (no pixels; ``None`` fields left out)."""
+        payload: dict[str, Any] = {
+            "source": self.source,
+            "source_sha256": self.source_sha256,
+            "modality": self.modality.value,
+            "page": self.page,
+            "page_label": self.page_label,
+            "frame_index": self.frame_index,
+            "timestamp_s": self.timestamp_s,
+            "width": self.width,
+            "height": self.height,
+            "text": self.text,
+            "embedder_id": self.embedder_id or None,
+            "metadata": dict(self.metadata) if self.metadata else None,
+        }
+        return {k: v for k, v in payload.items() if v is not None}
+
+    @classmethod
+    def from_payload(
+        cls,
+        payload: Mapping[str, Any],
+        image_loader: Callable[[], Image.Image] | None = None,
+    ) -> Item:
+        """Rebuild an Item from a stored payload (the inverse of :meth:`to_payload`)."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"image_loader"}
+        kwargs = {k: v for k, v in payload.items() if k in names}
+        kwargs.setdefault("metadata", {})
+        kwargs["embedder_id"] = kwargs.get("embedder_id") or ""
+        return cls(**kwargs, image_loader=image_loader)
+
+
+@dataclass(frozen=True, eq=False)
+class Embedding:
+    """What an embedder returns for one item or query.
+
+    Exactly one of ``dense`` (shape ``(d,)``) and ``multi`` (shape ``(n, d)``) is set. For
+    multi-vector documents, ``mask`` marks the visual tokens (token hygiene: only those are stored)
+    and ``grid`` is the patch grid ``(rows, cols)`` they lie on, row-major. ``pooled`` holds named
+    training-free views (``global``, ``rows``, ``muvera`` …) computed from ``multi``.
+
+    Example:
+        >>> import numpy as np
+        >>> from mmrag.types import Embedding
+        >>> e = Embedding(multi=np.ones((6, 4), np.float32), grid=(2, 3))
+        >>> e.kind, e.dim, e.num_vectors
+        ('multi', 4, 6)
+    """
+
+    dense: np.ndarray | None = None
+    multi: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    grid: tuple[int, int] | None = None
+    pooled: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if (self.dense is None) == (self.multi is None):
+            raise ValueError("an Embedding has exactly one of `dense` (d,) and `multi` (n, d)")
+        allowed = (np.float32, np.float16)
+        array = self.dense if self.dense is not None else self.multi
+        assert array is not None
+        if array.dtype not in allowed:
+            raise ValueError(f"embedding dtype must be float32 or float16, got {array.dtype}")
+        if self.dense is not None and self.dense.ndim != 1:
+            raise ValueError(f"`dense` must have shape (d,), got {self.dense.shape}")
+        if self.multi is not None:
+            if self.multi.ndim != 2:
+                raise ValueError(f"`multi` must have shape (n, d), got {self.multi.shape}")
+            if self.mask is not None and self.mask.shape != (self.multi.shape[0],):
+                raise ValueError(
+                    f"`mask` must have shape ({self.multi.shape[0]},), got {self.mask.shape}"
+                )
+            if self.grid is not None:
+                rows, cols = self.grid
+                n = int(self.mask.sum()) if self.mask is not None else self.multi.shape[0]
+                if rows * cols != n:
+                    raise ValueError(
+                        f"grid {rows}x{cols} does not match the {n} visual-token vectors"
+                    )
+
+    @property
+    def kind(self) -> str:
+        """``"single"`` for a dense vector, ``"multi"`` for a multi-vector embedding."""
+        return "single" if self.dense is not None else "multi"
+
+    @property
+    def dim(self) -> int:
+        """The dimension of each vector."""
+        array = self.dense if self.dense is not None else self.multi
+        assert array is not None
+        return int(array.shape[-1])
+
+    @property
+    def num_vectors(self) -> int:
+        """1 for a dense embedding, else the number of token vectors (before the mask)."""
+        return 1 if self.multi is None else int(self.multi.shape[0])
+
+    def visual(self) -> np.ndarray:
+        """The vectors that are stored: the masked (visual-token) rows of ``multi``."""
+        if self.multi is None:
+            raise ValueError("a single-vector embedding has no token vectors")
+        return self.multi if self.mask is None else self.multi[self.mask.astype(bool)]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved item with its final score and the score it had at each stage.
+
+    Example:
+        >>> from mmrag.types import Hit, Item, Modality
+        >>> item = Item(source="a.pdf", source_sha256="ef" * 32, modality="pdf_page", page=2)
+        >>> hit = Hit(id=item.id, score=0.8, item=item, stage_scores={"global": 0.5, "full": 0.8})
+        >>> hit.citation()
+        'a.pdf p.2'
+    """
+
+    id: str
+    score: float
+    item: Item
+    stage_scores: Mapping[str, float] = field(default_factory=dict)
+
+    def citation(self) -> str:
+        """The item's human-readable reference (page or video second)."""
+        return self.item.citation()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe view (for ``--json`` output and the HTTP API)."""
+        return {
+            "id": self.id,
+            "score": float(self.score),
+            "citation": self.citation(),
+            "stage_scores": {k: float(v) for k, v in self.stage_scores.items()},
+            "item": self.item.to_payload(),
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A generated answer with the hits it cites, token usage and per-stage timings (seconds).
+
+    Example:
+        >>> from mmrag.types import Answer
+        >>> Answer(text="42", timings={"retrieve": 0.01}).to_dict()["text"]
+        '42'
+    """
+
+    text: str
+    citations: list[Hit] = field(default_factory=list)
+    usage: Mapping[str, int] = field(default_factory=dict)
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe view."""
+        return {
+            "text": self.text,
+            "citations": [hit.to_dict() for hit in self.citations],
+            "usage": dict(self.usage),
+            "timings": {k: float(v) for k, v in self.timings.items()},
+        }
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One source that could not be indexed, and why."""
+
+    source: str
+    reason: str
+    error_type: str = "Error"
+
+    @classmethod
+    def from_exception(cls, source: str, error: BaseException) -> Failure:
+        """Record ``error`` for ``source`` (the reason is the error's own message)."""
+        reason = getattr(error, "reason", None) or str(error) or type(error).__name__
+        return cls(source=str(source), reason=str(reason), error_type=type(error).__name__)
+
+
+@dataclass
+class IndexReport:
+    """The outcome of an indexing job: counts of items indexed / skipped, and every failure.
+
+    Mutable while the job runs; :meth:`merge` combines the reports of parallel workers.
+
+    Example:
+        >>> from mmrag.types import IndexReport
+        >>> report = IndexReport()
+        >>> report.indexed += 3
+        >>> report.add_failure("bad.pdf", ValueError("the file is empty"))
+        >>> report.ok, report.summary()
+        (False, '3 indexed, 0 skipped (already present), 1 failed')
+    """
+
+    indexed: int = 0
+    skipped: int = 0
+    failed: list[Failure] = field(default_factory=list)
+    sources: int = 0
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed."""
+        return not self.failed
+
+    def add_failure(self, source: str, error: BaseException) -> None:
+        """Record that ``source`` failed with ``error``."""
+        self.failed.append(Failure.from_exception(source, error))
+
+    def merge(self, other: IndexReport) -> IndexReport:
+        """Add ``other``'s counts and failures to this report; returns ``self``."""
+        self.indexed += other.indexed
+        self.skipped += other.skipped
+        self.failed.extend(other.failed)
+        self.sources += other.sources
+        self.duration_s = max(self.duration_s, other.duration_s)
+        return self
+
+    def summary(self) -> str:
+        """One line: ``N indexed, N skipped (already present), N failed``."""
+        return (
+            f"{self.indexed} indexed, {self.skipped} skipped (already present), "
+            f"{len(self.failed)} failed"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe view."""
+        return {
+            "indexed": self.indexed,
+            "skipped": self.skipped,
+            "failed": [dataclasses.asdict(f) for f in self.failed],
+            "sources": self.sources,
+            "duration_s": self.duration_s,
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The report as a JSON document."""
+        return json.dumps(self.to_dict(), indent=indent)

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Create .venv and install mmrag with its test and server extras. Idempotent and quick when
+# nothing changed (a stamp file tracks pyproject.toml).
+#
+# torch and torchvision come from PyPI as a matching pair. uv is used because it installs the
+# multi-GB CUDA wheels in seconds and ignores pip's machine-local find-links (whose CPU-only torch
+# has no matching torchvision). If uv cannot be had, pip runs with that config switched off.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+EXTRAS=${MMRAG_EXTRAS:-dev,server}
+VENV=.venv
+STAMP=$VENV/.mmrag-installed
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV with $($PYTHON --version)"
+  "$PYTHON" -m venv "$VENV"
+fi
+
+if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && [ "$(cat "$STAMP")" = "$EXTRAS" ]; then
+  exit 0
+fi
+
+echo "setup: installing mmrag[$EXTRAS] into $VENV (first run downloads torch: a few minutes)"
+if "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check uv >/dev/null 2>&1 \
+   && [ -x "$VENV/bin/uv" ]; then
+  "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" -e ".[$EXTRAS]"
+else
+  echo "setup: uv unavailable, falling back to pip"
+  env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null \
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[$EXTRAS]"
+fi
+"$VENV/bin/python" - <<'PY'
+import torch, torchvision  # fail loudly here if the pair does not match
+torchvision.ops.nms  # noqa: B018 - the op that a mismatched pair fails to register
+print(f"setup: torch {torch.__version__}, torchvision {torchvision.__version__}")
+PY
+echo "$EXTRAS" > "$STAMP"
