@@ -62,7 +62,9 @@ class Secret:
         return cls(token=token)
 
     @classmethod
-    def from_env_var(cls, env_vars: str | list[str] | tuple[str, ...], strict: bool = True) -> Secret:
+    def from_env_var(
+        cls, env_vars: str | list[str] | tuple[str, ...], strict: bool = True
+    ) -> Secret:
         """A secret read from the first of ``env_vars`` that is set, when it is needed."""
         names = (env_vars,) if isinstance(env_vars, str) else tuple(env_vars)
         if not names or not all(isinstance(n, str) and n for n in names):

@@ -46,7 +46,7 @@ ConfigOption = Annotated[
     typer.Option(
         "--config",
         "-c",
-        help="Pipeline config (TOML or JSON). Default: $MMRAG_CONFIG, else ./mmrag.toml if present.",
+        help="Pipeline config (TOML or JSON). Default: $MMRAG_CONFIG, else ./mmrag.toml.",
         envvar="MMRAG_CONFIG",
         dir_okay=False,
     ),
@@ -105,7 +105,9 @@ def index(
     report: Annotated[
         Path | None, typer.Option("--report", help="Also write the IndexReport as JSON here.")
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Re-index what is already stored.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Re-index what is already stored.")
+    ] = False,
 ) -> None:
     """Index PDFs, images and videos into the store (resumable; bad files are reported)."""
     cfg = load_config(config)
@@ -123,8 +125,9 @@ def index(
     result.sources = len(counts) + len({f.source for f in result.failed})
     for failure in result.failed:
         typer.secho(f"FAILED {failure.source}: {failure.reason}", err=True, fg=typer.colors.RED)
-    typer.echo(f"dry run: {result.indexed} items from {len(counts)} sources, "
-               f"{len(result.failed)} failed")
+    typer.echo(
+        f"dry run: {result.indexed} items from {len(counts)} sources, {len(result.failed)} failed"
+    )
     if report is not None:
         report.write_text(result.to_json(), encoding="utf-8")
     raise typer.Exit(0 if result.ok else 1)
@@ -166,7 +169,9 @@ def ask(
 
 @app.command("eval")
 def evaluate(
-    dataset: Annotated[Path, typer.Argument(help="A BEIR-layout dataset (corpus, queries, qrels).")],
+    dataset: Annotated[
+        Path, typer.Argument(help="A BEIR-layout dataset (corpus, queries, qrels).")
+    ],
     config: ConfigOption = None,
     plans: Annotated[
         list[str] | None, typer.Option("--plan", help="A plan to compare (repeatable).")

@@ -65,7 +65,7 @@ __all__ = [
 SecretField = Annotated[
     Secret,
     PlainValidator(Secret.coerce),
-    PlainSerializer(lambda s: s.to_dict(), return_type=dict),
+    PlainSerializer(lambda s: s.to_dict() if s.env_vars else _REDACTED, return_type=dict),
     WithJsonSchema(
         {
             "type": "object",
@@ -79,6 +79,7 @@ SecretField = Annotated[
 PoolingView = Literal["global", "rows", "cols", "tiles", "smooth_rows", "hier", "muvera"]
 POOLING_VIEWS: tuple[str, ...] = get_args(PoolingView)
 
+_REDACTED = {"type": "token", "value": "***"}
 _SECRET_KEY = re.compile(r"(api_?key|token|password|passwd|secret)$", re.IGNORECASE)
 
 
@@ -93,7 +94,8 @@ class ComponentSpec(_Section):
 
     Example:
         >>> from mmrag.config import ComponentSpec
-        >>> spec = ComponentSpec(type="colqwen2", init_parameters={"model": "vidore/colqwen2-v1.0-hf"})
+        >>> spec = ComponentSpec(type="colqwen2",
+        ...                      init_parameters={"model": "vidore/colqwen2-v1.0-hf"})
         >>> spec.model_dump()
         {'type': 'colqwen2', 'init_parameters': {'model': 'vidore/colqwen2-v1.0-hf'}}
     """
@@ -110,8 +112,7 @@ class ComponentSpec(_Section):
     def build(self) -> Any:
         """Import the component class and construct it (cheap: models load lazily)."""
         params = {
-            k: Secret.coerce(v) if is_secret_dict(v) else v
-            for k, v in self.init_parameters.items()
+            k: Secret.coerce(v) if is_secret_dict(v) else v for k, v in self.init_parameters.items()
         }
         return resolve(self.kind, self.type)(**params)
 
@@ -146,9 +147,7 @@ class MuveraConfig(_Section):
 class PoolingConfig(_Section):
     """Which training-free pooled views of multi-vector pages are stored (each a named vector)."""
 
-    views: list[PoolingView] = Field(
-        default_factory=lambda: ["global", "rows"]
-    )
+    views: list[PoolingView] = Field(default_factory=lambda: ["global", "rows"])
     tile_size: int = Field(4, ge=1, description="Tile side, in patches, for the `tiles` view.")
     window: int = Field(3, ge=1, description="Rows averaged by the `smooth_rows` view.")
     pool_factor: int = Field(3, ge=1, description="Token reduction of the `hier` view.")
@@ -300,6 +299,11 @@ def _refuse_plain_secrets(value: Any, where: str) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             here = f"{where}.{key}" if where else key
+            if item == _REDACTED:
+                raise ConfigError(
+                    f"{here}: a secret given as a token cannot be saved; use "
+                    "Secret.from_env_var(...) so only the variable's name is written"
+                )
             if _SECRET_KEY.search(str(key)) and isinstance(item, str):
                 raise ConfigError(
                     f"{here}: refusing to save a secret value; reference an environment "

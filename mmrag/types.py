@@ -5,7 +5,8 @@ no heavy imports (NumPy only), so ``import mmrag`` stays fast.
 
 Example:
     >>> from mmrag.types import Item, Modality
-    >>> page = Item(source="report.pdf", source_sha256="ab" * 32, modality=Modality.PDF_PAGE, page=3)
+    >>> page = Item(source="report.pdf", source_sha256="ab" * 32,
+    ...             modality=Modality.PDF_PAGE, page=3)
     >>> page.locator
     'page=3'
     >>> page.point_id("colqwen2@v1") == page.point_id("colqwen2@v1")
@@ -100,9 +101,7 @@ class Item:
     text: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     embedder_id: str = ""
-    image_loader: Callable[[], Image.Image] | None = field(
-        default=None, repr=False, compare=False
-    )
+    image_loader: Callable[[], Image.Image] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.modality, Modality):

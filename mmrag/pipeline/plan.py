@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -108,9 +109,11 @@ def _parse_stage(text: str, plan: str) -> Stage:
 def parse_plan(text: str) -> Plan:
     """Parse the arrow syntax; raises :class:`~mmrag.errors.ConfigError` naming the problem."""
     if not isinstance(text, str) or not text.strip():
-        raise ConfigError("a retrieval plan cannot be empty; e.g. 'global@200 -> rows@50 -> full@10'")
+        raise ConfigError(
+            "a retrieval plan cannot be empty; e.g. 'global@200 -> rows@50 -> full@10'"
+        )
     stages = tuple(_parse_stage(part, text) for part in text.split("->"))
-    for before, after in zip(stages, stages[1:]):
+    for before, after in itertools.pairwise(stages):
         if after.limit > before.limit:
             raise ConfigError(
                 f"plan {text!r}: stage {after} keeps more candidates than the stage before it "
