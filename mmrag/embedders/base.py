@@ -13,7 +13,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
     from mmrag.types import Embedding, Item
 
-__all__ = ["Embedder", "Query", "QueryLike"]
+__all__ = ["Embedder", "ModelEmbedder", "Query", "QueryLike"]
 
 
 @dataclass(frozen=True)
@@ -88,3 +89,162 @@ class Embedder(Protocol):
     def embed_queries(self, queries: Sequence[QueryLike]) -> list[Embedding]:
         """Embed queries (text, image or both), in order."""
         ...
+
+
+class ModelEmbedder(ABC):
+    """Shared machinery of the model-backed embedders (one subclass per family).
+
+    Constructors are cheap and take plain, serialisable parameters; the model loads on first use
+    (or an explicit :meth:`load`). Subclasses implement ``_load()``, ``_embed_images(images)`` and
+    ``_embed_queries(queries)``, and may add settings to :meth:`id_settings`.
+
+    Example:
+        >>> from mmrag.embedders.colpali import ColQwen2Embedder   # doctest: +SKIP
+        >>> embedder = ColQwen2Embedder("vidore/colqwen2-v1.0-hf", device="auto")  # doctest: +SKIP
+        >>> embedder.to_dict()["type"]                             # doctest: +SKIP
+        'colqwen2'
+    """
+
+    family: str = ""
+    kind: Literal["single", "multi"] = "single"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        revision: str | None = None,
+        device: str = "auto",
+        dtype: str = "auto",
+        batch_size: int = 8,
+        trust_remote_code: bool = False,
+        local_files_only: bool | None = None,
+    ) -> None:
+        self.model = model
+        self.revision = revision
+        self.device = device
+        self.dtype = dtype
+        self.batch_size = batch_size
+        self.trust_remote_code = trust_remote_code
+        self.local_files_only = local_files_only
+        self._loaded = False
+        self._batcher: Any = None
+
+    # -- identity and serialisation ----------------------------------------------------------------
+
+    def init_parameters(self) -> dict[str, Any]:
+        """The constructor arguments, for ``{type, init_parameters}`` serialisation."""
+        return {
+            "model": self.model,
+            "revision": self.revision,
+            "device": self.device,
+            "dtype": self.dtype,
+            "batch_size": self.batch_size,
+            "trust_remote_code": self.trust_remote_code,
+            "local_files_only": self.local_files_only,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"type": family, "init_parameters": {...}}``."""
+        params = {k: v for k, v in self.init_parameters().items() if v is not None}
+        return {"type": self.family, "init_parameters": params}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelEmbedder:
+        """Rebuild from :meth:`to_dict` output."""
+        return cls(**data.get("init_parameters", {}))
+
+    def id_settings(self) -> dict[str, Any]:
+        """Settings that change the vectors (prompts, image budgets …); part of :attr:`id`."""
+        return {}
+
+    @property
+    def id(self) -> str:
+        """``family:model@revision`` plus a short hash of :meth:`id_settings` when there are any."""
+        import hashlib
+        import json
+
+        base = f"{self.family}:{self.model}@{self.revision or 'main'}"
+        settings = self.id_settings()
+        if not settings:
+            return base
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+        return f"{base}#{digest}"
+
+    # -- loading ----------------------------------------------------------------------------------
+
+    @property
+    def is_loaded(self) -> bool:
+        """Whether the model weights are in memory."""
+        return self._loaded
+
+    def load(self) -> ModelEmbedder:
+        """Load the model and processor now (otherwise this happens on first use)."""
+        if not self._loaded:
+            from mmrag.device import resolve_device, resolve_dtype
+
+            self.resolved_device = resolve_device(self.device)
+            self.resolved_dtype = resolve_dtype(self.dtype, self.resolved_device)
+            self._load()
+            self._loaded = True
+        return self
+
+    def _from_pretrained_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"trust_remote_code": self.trust_remote_code}
+        if self.revision is not None:
+            kwargs["revision"] = self.revision
+        if self.local_files_only is not None:
+            kwargs["local_files_only"] = self.local_files_only
+        return kwargs
+
+    def _torch_dtype(self) -> Any:
+        import torch
+
+        return getattr(torch, self.resolved_dtype)
+
+    @abstractmethod
+    def _load(self) -> None:
+        """Load weights and processor onto ``self.resolved_device`` / ``self.resolved_dtype``."""
+
+    # -- embedding --------------------------------------------------------------------------------
+
+    @abstractmethod
+    def _embed_images(self, images: Sequence[Image.Image]) -> list[Embedding]:
+        """One batch of document images → one Embedding each (called under inference_mode)."""
+
+    @abstractmethod
+    def _embed_queries(self, queries: Sequence[Query]) -> list[Embedding]:
+        """One batch of queries → one Embedding each (called under inference_mode)."""
+
+    def _run(self, fn: Any, inputs: Iterable[Any]) -> Iterator[Embedding]:
+        import torch
+
+        from mmrag.embedders.batching import AdaptiveBatcher
+
+        self.load()
+        if self._batcher is None:
+            self._batcher = AdaptiveBatcher(self.batch_size)
+
+        def run_batch(batch: Sequence[Any]) -> list[Embedding]:
+            with torch.inference_mode():
+                return fn(batch)
+
+        yield from self._batcher.iter_run(run_batch, inputs)
+
+    def iter_embed_documents(self, items: Iterable[Item]) -> Iterator[Embedding]:
+        """Embed items lazily, a batch at a time (each page image is loaded once, then freed)."""
+        return self._run(lambda batch: self._embed_images([i.load_image() for i in batch]), items)
+
+    def embed_documents(self, items: Iterable[Item]) -> list[Embedding]:
+        """Embed pages / images / frames, in order."""
+        return list(self.iter_embed_documents(items))
+
+    def embed_images(self, images: Iterable[Image.Image]) -> list[Embedding]:
+        """Embed PIL images as documents (same path as :meth:`embed_documents`)."""
+        return list(self._run(self._embed_images, images))
+
+    def embed_queries(self, queries: Sequence[QueryLike]) -> list[Embedding]:
+        """Embed queries (text, image or both), in order."""
+        return list(self._run(self._embed_queries, [Query.coerce(q) for q in queries]))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.model!r}, device={self.device!r})"
