@@ -165,9 +165,7 @@ def make_colqwen2(seed: int = 0) -> TinyModel:
     from transformers import ColQwen2Config, ColQwen2ForRetrieval
 
     processor = tiny_colqwen2_processor()
-    config = ColQwen2Config(
-        vlm_config=tiny_qwen2vl_config(processor.tokenizer), embedding_dim=128
-    )
+    config = ColQwen2Config(vlm_config=tiny_qwen2vl_config(processor.tokenizer), embedding_dim=128)
     with seeded(seed):
         model = ColQwen2ForRetrieval(config).eval()
     return TinyModel(model=model, processor=processor)
