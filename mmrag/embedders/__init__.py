@@ -44,6 +44,14 @@ def detect_family(model: str) -> str:
     if (folder / "open_clip_config.json").is_file():
         return "clip"
     config = folder / "config.json"
+    adapter = folder / "adapter_config.json"
+    if adapter.is_file() and not config.is_file():
+        base = json.loads(adapter.read_text(encoding="utf-8")).get("base_model_name_or_path")
+        if base and (Path(base) / "config.json").is_file():
+            return detect_family(base)
+        raise ConfigError(
+            f"{model} is a LoRA adapter on {base!r}; name its family (e.g. family='vlm2vec')"
+        )
     if config.is_file():
         model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
         if model_type in _MODEL_TYPES:

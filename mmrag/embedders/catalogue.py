@@ -115,7 +115,7 @@ SUPPORTED_MODELS: tuple[ModelDescription, ...] = (
         kind="single",
         dim=4096,
         params="8.4B",
-        license="see model card",
+        license="Llama 3 Community License (derived from Llama-3-8B; none on the model card)",
         source="https://huggingface.co/royokong/e5-v",
         description="E5-V on LLaVA-NeXT-8B: one-word-summary prompts, last-token embedding.",
     ),

@@ -82,3 +82,18 @@ def test_unknown_hub_id_needs_a_family():
         load_embedder("someone/my-colqwen-finetune")
     with pytest.raises(ConfigError, match="unknown embedder family 'colbert'"):
         load_embedder("someone/my-colqwen-finetune", family="colbert")
+
+
+def test_adapter_folder_family_comes_from_its_base(tmp_path):
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text(json.dumps({"model_type": "qwen2_vl"}))
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(base)}))
+    assert detect_family(str(adapter)) == "vlm2vec"
+    (adapter / "adapter_config.json").write_text(
+        json.dumps({"base_model_name_or_path": "Qwen/Qwen2-VL-2B-Instruct"})
+    )
+    with pytest.raises(ConfigError, match="LoRA adapter on 'Qwen/Qwen2-VL-2B-Instruct'"):
+        detect_family(str(adapter))
