@@ -206,7 +206,7 @@ class PipelineConfig(BaseSettings):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     embedder: EmbedderSpec = Field(
         default_factory=lambda: EmbedderSpec(
-            type="colmodernvbert", init_parameters={"model": "ModernVBERT/colmodernvbert"}
+            type="colmodernvbert", init_parameters={"model": "ModernVBERT/colmodernvbert-merged"}
         )
     )
     pooling: PoolingConfig = Field(default_factory=PoolingConfig)

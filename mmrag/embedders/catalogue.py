@@ -140,14 +140,15 @@ SUPPORTED_MODELS: tuple[ModelDescription, ...] = (
         description="ColQwen2 v1.0 (Qwen2-VL-2B): dynamic-resolution patch vectors.",
     ),
     ModelDescription(
-        name="ModernVBERT/colmodernvbert",
+        name="ModernVBERT/colmodernvbert-merged",
         family="colmodernvbert",
         kind="multi",
         dim=128,
         params="250M",
         license="MIT",
-        source="https://huggingface.co/ModernVBERT/colmodernvbert",
-        description="ColModernVBert: a small late-interaction model, fast on CPU.",
+        source="https://huggingface.co/ModernVBERT/colmodernvbert-merged",
+        description="ColModernVBert (transformers-native weights of ModernVBERT/colmodernvbert): "
+        "a small late-interaction model, fast on CPU.",
     ),
 )
 

@@ -58,7 +58,7 @@ def tiny_colpali(tiny_models_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_colmodernvbert(tiny_models_dir: Path) -> Path:
-    """Tiny ``ColModernVBertForRetrieval`` (stands in for ModernVBERT/colmodernvbert)."""
+    """Tiny ``ColModernVBertForRetrieval`` (stands in for ModernVBERT/colmodernvbert-merged)."""
     return _model_dir(tiny_models_dir, "colmodernvbert")
 
 

@@ -107,7 +107,7 @@ _TINY_MODELS: tuple[TinyModelSpec, ...] = (
     TinyModelSpec(
         name="colmodernvbert",
         architecture="ColModernVBertForRetrieval",
-        stands_in_for="ModernVBERT/colmodernvbert",
+        stands_in_for="ModernVBERT/colmodernvbert-merged",
         description="ColModernVBert multi-vector document embedder (ModernBERT + SigLIP).",
         factory="mmrag.testing.colmodernvbert:make_colmodernvbert",
         notes=(

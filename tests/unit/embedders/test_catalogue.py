@@ -19,7 +19,7 @@ REQUIRED_IDS = {
     "royokong/e5-v",
     "vidore/colqwen2-v1.0-hf",
     "vidore/colpali-v1.3-hf",
-    "ModernVBERT/colmodernvbert",
+    "ModernVBERT/colmodernvbert-merged",
     "ViT-B-32/laion2b_s34b_b79k",
 }
 

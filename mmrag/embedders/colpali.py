@@ -1,0 +1,502 @@
+"""ColPali-family multi-vector embedders: ColPali, ColQwen2 and ColModernVBert.
+
+Each family runs its checkpoint's own transformers model class and processor, so the published
+recipe (prompts, query augmentation, image resolution) is the one shipped with the checkpoint:
+
+==================  ===============================  =========================================
+family              document prompt                  query prompt
+==================  ===============================  =========================================
+``colpali``         ``<image>×1024<bos>Describe the  ``<bos>Question: {q}`` + 10 × ``<pad>``
+                    image.\\n``                       + ``\\n``
+``colqwen2``        ``<|im_start|>user\\n<|vision_   ``Query: {q}`` + 10 × ``<|endoftext|>``
+                    start|><|image_pad|>×N<|vision_  + ``\\n``
+                    end|>Describe the image.<|im_
+                    end|><|endoftext|>``
+``colmodernvbert``  ``[CLS]<|begin_of_text|>User:``  ``[CLS]{q}`` + 10 × ``<end_of_utterance>``
+                    + image tiles + ``Describe the   + ``[SEP]``
+                    image.<end_of_utterance>\\n
+                    Assistant:[SEP]``
+==================  ===============================  =========================================
+
+The ten trailing tokens of a query are ColPali's *query augmentation* buffer; they are kept in the
+query's vectors, as the reference scorer does.
+
+**Token hygiene.** A document :class:`~mmrag.types.Embedding` holds every real (unpadded) token
+vector in ``multi``; ``mask`` marks the visual tokens (``input_ids == processor.image_token_id``),
+and ``grid`` is the patch grid they lie on, so that ``embedding.visual()`` is exactly the page's
+patch vectors in row-major order, ready for :class:`~mmrag.embedders.pooling.Pooler`:
+
+* ColPali: a fixed square grid, ``image_size // patch_size`` of the SigLIP tower (32 x 32 at
+  448 px for ``vidore/colpali-v1.3-hf``).
+* ColQwen2: ``(h / merge, w / merge)`` from the processor's ``image_grid_thw`` and the image
+  processor's ``merge_size``; Qwen2-VL orders merged patches row-major.
+* ColModernVBert (Idefics3-style tiling): a page larger than one tile is split into R x C tiles,
+  each a k x k block of tokens (``k² = image_seq_len``, pixel-shuffled row-major), followed by a
+  downscaled *global* thumbnail of the whole page. The tile tokens are reassembled into one
+  ``(R·k, C·k)`` row-major grid over the page; the vectors of those token slots in ``multi`` are
+  reordered accordingly (the set of vectors is unchanged). The 64 thumbnail tokens are left out
+  of ``mask`` by default (the tiles already cover the page at full resolution, and ModernBERT's
+  bidirectional attention lets every tile token see the thumbnail); pass
+  ``keep_global_image=True`` to keep them, in which case no exact grid exists and ``grid`` is
+  ``None`` (only the ``global``, ``hier`` and ``muvera`` pooled views are then available). A page
+  that fits in one tile has no thumbnail: its k x k tokens are the grid.
+
+Every token vector is L2-normalised by the model itself; MaxSim scoring lives in
+:mod:`mmrag.scoring`.
+
+Queries are text or an image, not both: ColPali-family models were trained on text queries
+against page images; an image query is embedded exactly like a document page (same prompt, mask
+and grid).
+
+Sources of the recipes:
+
+* ColPali — https://huggingface.co/vidore/colpali-v1.3-hf and transformers'
+  ``models/colpali/processing_colpali.py``
+  (https://github.com/huggingface/transformers/blob/main/src/transformers/models/colpali/processing_colpali.py);
+  Faysse et al., "ColPali: Efficient Document Retrieval with Vision Language Models",
+  arXiv:2407.01449.
+* ColQwen2 — https://huggingface.co/vidore/colqwen2-v1.0-hf and transformers'
+  ``models/colqwen2/processing_colqwen2.py``; the image budget (at most 768 merged 28 x 28
+  patches, at least 4) is colpali-engine's ``ColQwen2Processor``
+  (https://github.com/illuin-tech/colpali/blob/main/colpali_engine/models/qwen2/colqwen2/processing_colqwen2.py)
+  and the model card of https://huggingface.co/vidore/colqwen2-v1.0.
+* ColModernVBert — https://huggingface.co/ModernVBERT/colmodernvbert-merged (the
+  transformers-native weights of ModernVBERT/colmodernvbert) and transformers'
+  ``models/colmodernvbert/processing_colmodernvbert.py``; Teiletche et al., "ModernVBERT:
+  Towards Smaller Visual Document Retrievers", arXiv:2510.01149.
+
+Example:
+    >>> from mmrag.embedders.colpali import ColQwen2Embedder
+    >>> embedder = ColQwen2Embedder("vidore/colqwen2-v1.0-hf")   # cheap: nothing loads yet
+    >>> embedder.kind, embedder.family, embedder.is_loaded
+    ('multi', 'colqwen2', False)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from abc import abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from mmrag.embedders.base import ModelEmbedder, Query, QueryLike
+from mmrag.errors import ConfigError
+from mmrag.types import Embedding
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = ["ColModernVBertEmbedder", "ColPaliEmbedder", "ColQwen2Embedder", "ColVisionEmbedder"]
+
+logger = logging.getLogger(__name__)
+
+#: The tokens that open a ColModernVBert image tile (``<row_2_col_3>``).
+_TILE_TAG = re.compile(r"^<row_(\d+)_col_(\d+)>$")
+
+
+def _runs(positions: np.ndarray) -> list[np.ndarray]:
+    """Split sorted token positions into runs of consecutive positions."""
+    if positions.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(positions) != 1) + 1
+    return np.split(positions, breaks)
+
+
+def tiles_to_page_order(tiles: np.ndarray) -> np.ndarray:
+    """Row-major page order of tile tokens: ``(R, C, k, k)`` → ``(R·k · C·k,)``.
+
+    ``tiles[r, c, y, x]`` is whatever belongs to token ``(y, x)`` of tile ``(r, c)``; the result
+    lists them by page row ``r·k + y``, then page column ``c·k + x``.
+
+    Example:
+        >>> import numpy as np
+        >>> tiles = np.arange(8).reshape(1, 2, 2, 2)   # two 2x2 tiles side by side
+        >>> tiles_to_page_order(tiles).tolist()
+        [0, 1, 4, 5, 2, 3, 6, 7]
+    """
+    _rows, _cols, k, k2 = tiles.shape
+    if k != k2:
+        raise ValueError(f"tiles must be square blocks of tokens, got {k}x{k2}")
+    return tiles.transpose(0, 2, 1, 3).reshape(-1)  # (R, k, C, k) → row-major page
+
+
+class ColVisionEmbedder(ModelEmbedder):
+    """Shared machinery of the processor-built ColPali-family embedders.
+
+    Subclasses name their transformers model class and ``model_type`` and say how the visual
+    tokens of one document lie on a grid (:meth:`_visual_layout`). Loading reads every special id
+    from the checkpoint's processor / config; nothing is hard-coded.
+
+    Example:
+        >>> from mmrag.embedders.colpali import ColPaliEmbedder
+        >>> ColPaliEmbedder("vidore/colpali-v1.3-hf").to_dict()["type"]
+        'colpali'
+    """
+
+    kind = "multi"
+    #: transformers class that loads the checkpoint (never AutoModel: see model-recipes.md).
+    model_class: ClassVar[str] = ""
+    #: ``model_type`` the checkpoint's config.json must declare.
+    model_type: ClassVar[str] = ""
+    #: Published vector dimension, used for :attr:`dim` before the model is loaded.
+    default_dim: ClassVar[int] = 128
+
+    _model: Any
+    _processor: Any
+    _image_token_id: int
+
+    # -- identity ---------------------------------------------------------------------------------
+
+    @property
+    def dim(self) -> int:
+        """The dimension of each token vector (128 for every published checkpoint).
+
+        Known without loading the weights: from the loaded model, else the catalogue, else a
+        local checkpoint's ``config.json``, else the family's published dimension.
+        """
+        if self._loaded:
+            return int(self._model.config.embedding_dim)
+        from mmrag.embedders.catalogue import SUPPORTED_MODELS
+
+        for entry in SUPPORTED_MODELS:
+            if entry.name == self.model:
+                return entry.dim
+        config = Path(self.model) / "config.json"
+        if config.is_file():
+            return int(json.loads(config.read_text(encoding="utf-8")).get("embedding_dim", 128))
+        return self.default_dim
+
+    # -- loading ----------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        import transformers
+        from transformers import AutoConfig, AutoProcessor
+
+        kwargs = self._from_pretrained_kwargs()
+        config = AutoConfig.from_pretrained(self.model, **kwargs)
+        found = getattr(config, "model_type", None)
+        if found != self.model_type:
+            hint = self._wrong_checkpoint_hint(found)
+            raise ConfigError(
+                f"{self.model!r} is a {found!r} checkpoint, but the {self.family!r} embedder needs "
+                f"model_type {self.model_type!r} ({self.model_class}).{hint}"
+            )
+        model_cls = getattr(transformers, self.model_class)
+        model, info = model_cls.from_pretrained(
+            self.model,
+            config=config,
+            dtype=self._torch_dtype(),
+            output_loading_info=True,
+            **kwargs,
+        )
+        missing = sorted(info.get("missing_keys") or [])
+        if missing:
+            raise ConfigError(
+                f"{self.model!r}: {len(missing)} weights of {self.model_class} are missing from "
+                f"the checkpoint (e.g. {missing[0]!r}); it would run with random weights. Use a "
+                "transformers-native checkpoint of this family."
+            )
+        self._model = model.to(self.resolved_device).eval()
+        self._processor = AutoProcessor.from_pretrained(self.model, **kwargs)
+        self._image_token_id = int(self._processor.image_token_id)
+        self._configure_processor(self._processor)
+        logger.info(
+            "loaded %s (%s) on %s as %s",
+            self.model,
+            self.model_class,
+            self.resolved_device,
+            self.resolved_dtype,
+        )
+
+    def _wrong_checkpoint_hint(self, found: str | None) -> str:
+        return f" Load it with family={found!r} if mmrag supports it." if found else ""
+
+    def _configure_processor(self, processor: Any) -> None:
+        """Apply family settings (e.g. an image budget) to the loaded processor."""
+
+    # -- model inputs (public for inspection and tests) ---------------------------------------
+
+    def document_inputs(self, images: Sequence[Image.Image]) -> Any:
+        """The processor's model inputs for document images (a ``BatchFeature`` on the CPU).
+
+        ``processor.tokenizer.batch_decode(inputs["input_ids"])`` shows the exact prompts.
+        """
+        self.load()
+        return self._processor.process_images(list(images))
+
+    def query_inputs(self, texts: Sequence[str]) -> Any:
+        """The processor's model inputs for text queries (a ``BatchFeature`` on the CPU)."""
+        self.load()
+        return self._processor.process_queries(list(texts))
+
+    # -- embedding --------------------------------------------------------------------------------
+
+    def _forward(self, inputs: Any) -> np.ndarray:
+        """Run the model on processor outputs; ``(batch, tokens, dim)`` float32 on the CPU."""
+        embeddings = self._model(**inputs.to(self.resolved_device)).embeddings  # (b, n, d)
+        return embeddings.float().cpu().numpy()  # one device→host copy per batch
+
+    def _embed_images(self, images: Sequence[Image.Image]) -> list[Embedding]:
+        inputs = self.document_inputs(images)
+        ids = inputs["input_ids"].numpy()  # (b, n)
+        keep = inputs["attention_mask"].numpy().astype(bool)  # (b, n): real (unpadded) tokens
+        vectors = self._forward(inputs)  # (b, n, d)
+        out = []
+        for i in range(len(images)):
+            multi = vectors[i][keep[i]]  # (t, d), a copy that owns its memory
+            tokens = ids[i][keep[i]]  # (t,)
+            positions, grid = self._visual_layout(tokens, inputs, i)
+            slots = np.sort(positions)
+            if not np.array_equal(slots, positions):
+                multi[slots] = multi[positions]  # visual() reads the slots in grid order
+            mask = np.zeros(tokens.shape[0], dtype=bool)
+            mask[slots] = True
+            out.append(Embedding(multi=multi, mask=mask, grid=grid))
+        return out
+
+    def _embed_texts(self, texts: Sequence[str]) -> list[Embedding]:
+        inputs = self.query_inputs(texts)
+        keep = inputs["attention_mask"].numpy().astype(bool)  # (b, n)
+        vectors = self._forward(inputs)  # (b, n, d)
+        return [Embedding(multi=vectors[i][keep[i]]) for i in range(len(texts))]
+
+    def _embed_queries(self, queries: Sequence[Query]) -> list[Embedding]:
+        results: list[Embedding | None] = [None] * len(queries)
+        text_at = [i for i, q in enumerate(queries) if q.image is None]
+        image_at = [i for i, q in enumerate(queries) if q.image is not None]
+        if text_at:
+            texts = [queries[i].text or "" for i in text_at]
+            for i, embedding in zip(text_at, self._embed_texts(texts), strict=True):
+                results[i] = embedding
+        if image_at:
+            images = [queries[i].image for i in image_at]
+            for i, embedding in zip(image_at, self._embed_images(images), strict=True):
+                results[i] = embedding
+        return [e for e in results if e is not None]
+
+    def embed_queries(self, queries: Sequence[QueryLike]) -> list[Embedding]:
+        """Embed text queries (or image queries, embedded as pages), in order.
+
+        A query with both text and an image is an error: these models were trained on text
+        queries against page images and have no joint text+image query prompt.
+        """
+        coerced = [Query.coerce(q) for q in queries]
+        for index, query in enumerate(coerced):
+            if query.text is not None and query.image is not None:
+                raise ValueError(
+                    f"query {index}: {self.family} embeds a text query or an image query, not "
+                    "both; pass the text and the image as two queries (and fuse their results), "
+                    "or use a single-vector embedder that takes interleaved queries (vlm2vec, e5v)"
+                )
+        return list(self._run(self._embed_queries, coerced))
+
+    @abstractmethod
+    def _visual_layout(
+        self, tokens: np.ndarray, inputs: Any, index: int
+    ) -> tuple[np.ndarray, tuple[int, int] | None]:
+        """Positions (in ``tokens``) of the stored visual tokens, in grid order, and the grid.
+
+        ``tokens`` are the real (unpadded) ids of document ``index`` of the batch ``inputs``.
+        """
+
+    def _image_positions(self, tokens: np.ndarray) -> np.ndarray:
+        positions = np.flatnonzero(tokens == self._image_token_id)
+        if positions.size == 0:
+            raise RuntimeError(
+                f"{self.model}: the document prompt has no image tokens (id {self._image_token_id})"
+            )
+        return positions
+
+
+class ColPaliEmbedder(ColVisionEmbedder):
+    """ColPali (PaliGemma): 1,024 patch vectors per page on a 32 x 32 grid.
+
+    Pages are resized to the processor's square (448 x 448 for ``vidore/colpali-v1.3-hf``);
+    prompts and the query augmentation come from ``ColPaliProcessor`` (see the module docstring
+    for the strings and their sources).
+
+    Example:
+        >>> from mmrag.embedders.colpali import ColPaliEmbedder
+        >>> embedder = ColPaliEmbedder("vidore/colpali-v1.3-hf", device="auto", batch_size=4)
+        >>> embedder.id
+        'colpali:vidore/colpali-v1.3-hf@main'
+        >>> # embedder.embed_documents(items)[0].grid  -> (32, 32)
+    """
+
+    family = "colpali"
+    model_class = "ColPaliForRetrieval"
+    model_type = "colpali"
+
+    def _visual_layout(
+        self, tokens: np.ndarray, inputs: Any, index: int
+    ) -> tuple[np.ndarray, tuple[int, int] | None]:
+        positions = self._image_positions(tokens)
+        vision = self._model.config.vlm_config.vision_config
+        side = int(vision.image_size) // int(vision.patch_size)  # SigLIP patches per side
+        if side * side != positions.size:
+            raise RuntimeError(
+                f"{self.model}: {positions.size} image tokens do not form the {side}x{side} patch "
+                "grid of the vision tower; the processor's image_seq_length does not match it"
+            )
+        return positions, (side, side)
+
+
+class ColQwen2Embedder(ColVisionEmbedder):
+    """ColQwen2 (Qwen2-VL): dynamic-resolution pages, one vector per merged 28 x 28 patch.
+
+    The image budget is colpali-engine's recipe for ColQwen2 v1.0: at most 768 merged patches
+    (``max_pixels = 768·28·28``) and at least 4 (``min_pixels = 4·28·28``). Pass other values to
+    trade quality for memory, or ``None`` to keep the checkpoint processor's own value; both enter
+    :attr:`id`, since they change the vectors.
+
+    Example:
+        >>> from mmrag.embedders.colpali import ColQwen2Embedder
+        >>> embedder = ColQwen2Embedder("vidore/colqwen2-v1.0-hf", max_pixels=512 * 28 * 28)
+        >>> embedder.id_settings()
+        {'max_pixels': 401408, 'min_pixels': 3136}
+    """
+
+    family = "colqwen2"
+    model_class = "ColQwen2ForRetrieval"
+    model_type = "colqwen2"
+
+    #: colpali-engine ColQwen2Processor: ``num_image_tokens=768`` → ``max_pixels``; ``4·28·28``.
+    DEFAULT_MAX_PIXELS: ClassVar[int] = 768 * 28 * 28
+    DEFAULT_MIN_PIXELS: ClassVar[int] = 4 * 28 * 28
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        min_pixels: int | None = DEFAULT_MIN_PIXELS,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(model, **kwargs)
+        for name, value in (("max_pixels", max_pixels), ("min_pixels", min_pixels)):
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be a positive number of pixels, got {value}")
+        if max_pixels is not None and min_pixels is not None and min_pixels > max_pixels:
+            raise ConfigError(
+                f"min_pixels ({min_pixels}) is larger than max_pixels ({max_pixels}); lower "
+                "min_pixels or raise max_pixels"
+            )
+        self.max_pixels = max_pixels
+        self.min_pixels = min_pixels
+
+    def init_parameters(self) -> dict[str, Any]:
+        """The constructor arguments, including the image budget."""
+        return {
+            **super().init_parameters(),
+            "max_pixels": self.max_pixels,
+            "min_pixels": self.min_pixels,
+        }
+
+    def id_settings(self) -> dict[str, Any]:
+        """The image budget changes the number (and values) of the page vectors."""
+        return {"max_pixels": self.max_pixels, "min_pixels": self.min_pixels}
+
+    def _configure_processor(self, processor: Any) -> None:
+        image_processor = processor.image_processor
+        size = {
+            "shortest_edge": image_processor.size["shortest_edge"],
+            "longest_edge": image_processor.size["longest_edge"],
+        }
+        if self.min_pixels is not None:
+            size["shortest_edge"] = self.min_pixels
+        if self.max_pixels is not None:
+            size["longest_edge"] = self.max_pixels
+        image_processor.size = size
+        logger.debug("%s: image budget %s pixels", self.model, size)
+
+    def _visual_layout(
+        self, tokens: np.ndarray, inputs: Any, index: int
+    ) -> tuple[np.ndarray, tuple[int, int] | None]:
+        positions = self._image_positions(tokens)
+        t, h, w = (int(v) for v in inputs["image_grid_thw"][index])  # patches (time, rows, cols)
+        merge = int(self._processor.image_processor.merge_size)  # merge x merge patches → 1 token
+        rows, cols = h // merge, w // merge
+        if t != 1 or rows * cols != positions.size:
+            raise RuntimeError(
+                f"{self.model}: image_grid_thw {(t, h, w)} with merge size {merge} does not match "
+                f"the {positions.size} image tokens of the prompt"
+            )
+        return positions, (rows, cols)
+
+
+class ColModernVBertEmbedder(ColVisionEmbedder):
+    """ColModernVBert (ModernBERT + SigLIP, 250M parameters): fast late interaction on CPU.
+
+    Pages are resized to a longest edge of 2,048 px and split into 512 px tiles of 8 x 8 tokens
+    plus a global thumbnail (the processor's Idefics3-style recipe). ``grid`` covers the page:
+    ``(rows·8, cols·8)`` for ``rows x cols`` tiles; the thumbnail's tokens are not stored unless
+    ``keep_global_image=True`` (then ``grid`` is ``None``). See the module docstring.
+
+    Example:
+        >>> from mmrag.embedders.colpali import ColModernVBertEmbedder
+        >>> embedder = ColModernVBertEmbedder("ModernVBERT/colmodernvbert-merged", device="cpu")
+        >>> embedder.id
+        'colmodernvbert:ModernVBERT/colmodernvbert-merged@main'
+    """
+
+    family = "colmodernvbert"
+    model_class = "ColModernVBertForRetrieval"
+    model_type = "colmodernvbert"
+
+    def __init__(self, model: str, *, keep_global_image: bool = False, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        self.keep_global_image = keep_global_image
+
+    def init_parameters(self) -> dict[str, Any]:
+        """The constructor arguments, including ``keep_global_image``."""
+        return {**super().init_parameters(), "keep_global_image": self.keep_global_image}
+
+    def id_settings(self) -> dict[str, Any]:
+        """Keeping the thumbnail's vectors changes what is stored."""
+        return {"keep_global_image": True} if self.keep_global_image else {}
+
+    def _wrong_checkpoint_hint(self, found: str | None) -> str:
+        if found == "modernvbert":
+            return (
+                " This is the colpali-engine release; its transformers-native weights are "
+                "'ModernVBERT/colmodernvbert-merged'."
+            )
+        return super()._wrong_checkpoint_hint(found)
+
+    def _tile_of(self, token_id: int) -> tuple[int, int] | None:
+        token = self._processor.tokenizer.convert_ids_to_tokens(int(token_id))
+        match = _TILE_TAG.match(token or "")
+        return (int(match.group(1)), int(match.group(2))) if match else None
+
+    def _visual_layout(
+        self, tokens: np.ndarray, inputs: Any, index: int
+    ) -> tuple[np.ndarray, tuple[int, int] | None]:
+        positions = self._image_positions(tokens)
+        per_tile = int(self._processor.image_seq_len)
+        k = math.isqrt(per_tile)
+        runs = _runs(positions)
+        if k * k != per_tile or any(run.size != per_tile for run in runs):
+            raise RuntimeError(
+                f"{self.model}: image tokens come in runs of {[r.size for r in runs]}, not the "
+                f"{per_tile} (a square) per tile that the processor declares"
+            )
+        if len(runs) == 1:  # the page fits in one tile: no thumbnail, its k x k tokens are the page
+            return positions, (k, k)
+        *tiles, _thumbnail = runs
+        where = [self._tile_of(tokens[run[0] - 1]) for run in tiles]  # the tag before each tile
+        if any(w is None for w in where):
+            raise RuntimeError(f"{self.model}: cannot read the tile layout of the prompt")
+        n_rows, n_cols = where[-1]  # type: ignore[misc]
+        expected = [(r + 1, c + 1) for r in range(n_rows) for c in range(n_cols)]
+        if where != expected:
+            raise RuntimeError(f"{self.model}: tiles {where} are not a row-major {n_rows}x{n_cols}")
+        if self.keep_global_image:
+            return positions, None
+        per_tile_grid = np.stack(tiles).reshape(n_rows, n_cols, k, k)  # (R, C, k, k) positions
+        return tiles_to_page_order(per_tile_grid), (n_rows * k, n_cols * k)
