@@ -14,16 +14,19 @@ Example:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from mmrag.types import Embedding, Item
 
-__all__ = ["Embedder", "ModelEmbedder", "Query", "QueryLike"]
+__all__ = ["Embedder", "ModelEmbedder", "Query", "QueryLike", "prefetch"]
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,32 @@ class Embedder(Protocol):
     def embed_queries(self, queries: Sequence[QueryLike]) -> list[Embedding]:
         """Embed queries (text, image or both), in order."""
         ...
+
+
+def prefetch(inputs: Iterable[T], load: Callable[[T], R], ahead: int) -> Iterator[R]:
+    """``load(x)`` for each input, in order, computed in one background thread up to ``ahead``
+    inputs before they are consumed (bounded memory). An error is raised at its input's turn.
+
+    Example:
+        >>> from mmrag.embedders.base import prefetch
+        >>> list(prefetch(range(5), lambda x: x * x, ahead=2))
+        [0, 1, 4, 9, 16]
+    """
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    pending: deque[Future[R]] = deque()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmrag-prefetch") as pool:
+        try:
+            for value in inputs:
+                pending.append(pool.submit(load, value))
+                if len(pending) > ahead:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 class ModelEmbedder(ABC):
@@ -231,8 +260,13 @@ class ModelEmbedder(ABC):
         yield from self._batcher.iter_run(run_batch, inputs)
 
     def iter_embed_documents(self, items: Iterable[Item]) -> Iterator[Embedding]:
-        """Embed items lazily, a batch at a time (each page image is loaded once, then freed)."""
-        return self._run(lambda batch: self._embed_images([i.load_image() for i in batch]), items)
+        """Embed items lazily, a batch at a time (each page image is loaded once, then freed).
+
+        Page images are decoded in a background thread up to two batches ahead, so decoding
+        overlaps the model's forward pass instead of adding to it.
+        """
+        images = prefetch(items, lambda item: item.load_image(), ahead=2 * self.batch_size)
+        return self._run(self._embed_images, images)
 
     def embed_documents(self, items: Iterable[Item]) -> list[Embedding]:
         """Embed pages / images / frames, in order."""

@@ -82,3 +82,39 @@ def test_iter_batches():
     assert list(iter_batches(range(5), 2)) == [[0, 1], [2, 3], [4]]
     with pytest.raises(ValueError, match=">= 1"):
         list(iter_batches([], 0))
+
+
+def test_prefetch_keeps_order_and_raises_errors_at_their_turn():
+    from mmrag.embedders.base import prefetch
+
+    def load(x):
+        if x == 3:
+            raise ValueError("page 3 is corrupt")
+        return x * x
+
+    stream = prefetch(range(6), load, ahead=2)
+    assert [next(stream) for _ in range(3)] == [0, 1, 4]
+    with pytest.raises(ValueError, match="page 3 is corrupt"):
+        next(stream)
+
+
+def test_prefetch_loads_in_a_background_thread_within_the_window():
+    import threading
+    import time
+
+    from mmrag.embedders.base import prefetch
+
+    started: list[int] = []
+    threads: set[str] = set()
+
+    def load(x):
+        started.append(x)
+        threads.add(threading.current_thread().name)
+        return x
+
+    stream = prefetch(range(100), load, ahead=3)
+    assert next(stream) == 0
+    time.sleep(0.05)  # give the loader time to run ahead as far as it may
+    assert len(started) <= 1 + 3 + 1  # consumed + window + the one that triggered the yield
+    assert threads == {next(iter(threads))} and "mmrag-prefetch" in next(iter(threads))
+    assert list(stream) == list(range(1, 100))
