@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -110,27 +110,54 @@ def index(
     ] = False,
 ) -> None:
     """Index PDFs, images and videos into the store (resumable; bad files are reported)."""
-    cfg = load_config(config)
-    if not dry_run:
-        _unavailable("mmrag index", "the embedders and the Qdrant store")
-    from mmrag.pipeline.ingest import discover, iter_items
     from mmrag.types import IndexReport
 
-    result = IndexReport()
-    counts: dict[str, int] = {}
-    for item in iter_items(discover(paths), cfg.ingest, report=result):
-        counts[item.source] = counts.get(item.source, 0) + 1
-        typer.echo(f"{item.citation()}\t{item.modality.value}\t{item.width}x{item.height}")
-    result.indexed = sum(counts.values())
-    result.sources = len(counts) + len({f.source for f in result.failed})
+    cfg = load_config(config)
+    if dry_run:
+        result = _dry_run(paths, cfg)
+    else:
+        from tqdm import tqdm
+
+        with _pipeline(cfg) as pipe, tqdm(unit=" items", desc="indexing", leave=False) as bar:
+            result = _guard(lambda: pipe.index(paths, force=force, on_progress=bar.update))
+    assert isinstance(result, IndexReport)
     for failure in result.failed:
         typer.secho(f"FAILED {failure.source}: {failure.reason}", err=True, fg=typer.colors.RED)
-    typer.echo(
-        f"dry run: {result.indexed} items from {len(counts)} sources, {len(result.failed)} failed"
-    )
+    prefix = "dry run: " if dry_run else ""
+    typer.echo(f"{prefix}{result.summary()} from {result.sources} sources")
     if report is not None:
         report.write_text(result.to_json(), encoding="utf-8")
     raise typer.Exit(0 if result.ok else 1)
+
+
+def _dry_run(paths: list[str], cfg: PipelineConfig) -> Any:
+    from mmrag.pipeline.ingest import iter_items
+    from mmrag.types import IndexReport
+
+    result = IndexReport()
+    seen: set[str] = set()
+    for item in iter_items(paths, cfg.ingest, report=result):
+        seen.add(item.source)
+        result.indexed += 1
+        typer.echo(f"{item.citation()}\t{item.modality.value}\t{item.width}x{item.height}")
+    result.sources = len(seen | {f.source for f in result.failed})
+    return result
+
+
+def _pipeline(cfg: PipelineConfig) -> Any:
+    from mmrag.pipeline.pipeline import Pipeline
+
+    return Pipeline(cfg)
+
+
+def _guard(job: Any) -> Any:
+    """Run ``job``; an mmrag error becomes a clear message and exit status 2."""
+    from mmrag.errors import MmragError
+
+    try:
+        return job()
+    except MmragError as exc:
+        _fail(str(exc))
 
 
 @app.command()
@@ -141,10 +168,17 @@ def search(
     plan: Annotated[
         str | None, typer.Option("--plan", help="Retrieval plan, e.g. 'global@200 -> full@10'.")
     ] = None,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="Only these sources (repeatable).")
+    ] = None,
+    modality: Annotated[
+        list[str] | None,
+        typer.Option("--modality", help="Only pdf_page / image / video_frame (repeatable)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False,
 ) -> None:
     """Search the index and print the ranked pages / frames with their stage scores."""
-    load_config(config)
+    cfg = load_config(config)
     if plan is not None:
         from mmrag.errors import ConfigError
         from mmrag.pipeline.plan import parse_plan
@@ -153,7 +187,19 @@ def search(
             parse_plan(plan)
         except ConfigError as exc:
             _fail(str(exc))
-    _unavailable("mmrag search", "the embedders and the Qdrant store with retrieval plans")
+    from mmrag.connectors.store import SearchFilter
+
+    where = SearchFilter.build(source=source or None, modality=modality or None)
+    with _pipeline(cfg) as pipe:
+        hits = _guard(lambda: pipe.search(query, k=k, plan=plan, filter=where))
+    if as_json:
+        typer.echo(json.dumps([hit.to_dict() for hit in hits], indent=2))
+        return
+    if not hits:
+        typer.echo("no hits")
+    for rank, hit in enumerate(hits, 1):
+        stages = ", ".join(f"{name} {score:.3f}" for name, score in hit.stage_scores.items())
+        typer.echo(f"{rank:2d}. {hit.score:8.3f}  {hit.citation()}  [{stages}]")
 
 
 @app.command()
@@ -200,8 +246,11 @@ def delete(
     config: ConfigOption = None,
 ) -> None:
     """Delete every item of a source from the index (and its page images)."""
-    load_config(config)
-    _unavailable("mmrag delete", "the Qdrant store")
+    cfg = load_config(config)
+    with _pipeline(cfg) as pipe:
+        removed = _guard(lambda: pipe.delete(source))
+    typer.echo(f"removed {removed} items of {source}")
+    raise typer.Exit(0 if removed else 1)
 
 
 @app.command()
@@ -233,11 +282,25 @@ def quickstart(
     workdir: Annotated[
         Path, typer.Option(help="Where the quickstart index and models are written.")
     ] = Path(".mmrag-quickstart"),
+    data: Annotated[
+        Path | None, typer.Option(help="Folder to index (default: the bundled examples/data).")
+    ] = None,
+    question: Annotated[str | None, typer.Option(help="The question to search for.")] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Do not look for the real model; use a tiny one.")
+    ] = False,
 ) -> None:
-    """Index the bundled examples and answer a question (runs every stage that has landed)."""
-    from mmrag.quickstart import run_quickstart
+    """Index the bundled examples and search them for a question (every stage that has landed)."""
+    from mmrag.quickstart import DEFAULT_QUESTION, run_quickstart
 
-    raise typer.Exit(run_quickstart(workdir, echo=typer.echo))
+    code = run_quickstart(
+        workdir,
+        data=data,
+        question=question or DEFAULT_QUESTION,
+        echo=typer.echo,
+        offline=offline,
+    )
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["IngestConfig"]
 
@@ -10,29 +12,100 @@ __all__ = ["IngestConfig"]
 class IngestConfig(BaseModel):
     """How sources become Items: PDF rendering, image decoding, video sampling.
 
+    ``dpi`` and ``max_side`` combine: a page renders at ``dpi`` unless that would make its longer
+    side exceed ``max_side``, in which case it renders directly at the smaller zoom (never big
+    then downscaled). ``max_side`` also bounds images and video frames.
+
     Example:
         >>> from mmrag.pipeline.ingest.options import IngestConfig
         >>> IngestConfig(dpi=100, max_side=1024).dpi
         100
+        >>> IngestConfig(video_fps=None, video_scene_threshold=0.2).video_fps is None
+        True
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    # -- PDF -------------------------------------------------------------------------------------
     dpi: int = Field(144, ge=18, le=1200, description="PDF render resolution (dots per inch).")
     max_side: int | None = Field(
         None, ge=16, description="Downscale pages and images so the longer side is at most this."
     )
-    crop_margins: bool = Field(False, description="Crop uniform page margins before embedding.")
+    crop_margins: bool = Field(
+        False,
+        description="Crop the blank margins around a page's content (pixels that match the "
+        "page background) before embedding.",
+    )
     skip_blank_pages: bool = Field(False, description="Skip PDF pages with no visible content.")
+    blank_ink_ratio: float = Field(
+        0.0005,
+        ge=0,
+        lt=1,
+        description="A page with no text counts as blank when at most this fraction of its "
+        "pixels differs from the background (tolerates scanner specks).",
+    )
+    extract_text: bool = Field(True, description="Keep each PDF page's text layer on its Item.")
     pdf_password: str | None = Field(
-        None, description="Password for encrypted PDFs (never saved to a config file)."
+        None,
+        repr=False,
+        exclude=True,
+        description="Password for encrypted PDFs (never saved to a config file).",
     )
-    workers: int = Field(0, ge=0, description="Render PDFs in this many worker processes (0: none).")
-    video_fps: float = Field(1.0, gt=0, description="Uniform video sampling rate (frames/s).")
-    video_scene_threshold: float | None = Field(
-        None, gt=0, le=1, description="Also keep frames where the scene changes by this much."
+    recover_truncated_pdfs: bool = Field(
+        False,
+        description="Index the pages PyMuPDF can recover from a truncated PDF (no end-of-file "
+        "marker) instead of reporting the file as truncated.",
     )
-    max_frames_per_video: int = Field(256, ge=1, description="Cap on frames taken per video.")
+    workers: int = Field(
+        0, ge=0, description="Render PDFs in this many worker processes (0: none)."
+    )
+    worker_start_method: Literal["forkserver", "spawn", "fork"] | None = Field(
+        None,
+        description="How worker processes start; default forkserver where the platform has it, "
+        "else spawn. fork starts fastest but is unsafe in multi-threaded programs.",
+    )
+    prefetch: int = Field(
+        8,
+        ge=0,
+        description="Rendered pages / decoded frames kept ready for Items whose load_image() has "
+        "not run yet (older ones are dropped and re-rendered on demand); with workers also the "
+        "pages in flight. 0: decode nothing ahead, every load_image() re-opens the file.",
+    )
+    # -- images ----------------------------------------------------------------------------------
     max_image_pixels: int = Field(
         178_956_970, ge=1, description="Decompression-bomb limit (pixels) for images."
     )
+    max_frames_per_image: int = Field(
+        256, ge=1, description="Cap on frames taken from an animated GIF / WebP or multi-page TIFF."
+    )
+    # -- video -----------------------------------------------------------------------------------
+    video_fps: float | None = Field(
+        1.0, gt=0, description="Uniform video sampling rate (frames/s); None: scene changes only."
+    )
+    video_scene_threshold: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Also keep frames where the scene changes by this much (mean absolute "
+        "difference of small RGB thumbnails, 0..1; cuts are typically 0.1-0.3).",
+    )
+    max_frames_per_video: int = Field(
+        256,
+        ge=1,
+        description="Cap on frames taken per video; uniform sampling slows down to spread them "
+        "over the whole video.",
+    )
+    # -- discovery -------------------------------------------------------------------------------
+    skip_unsupported: bool = Field(
+        False,
+        description="Pass over files of unsupported type found in directories or globs (logged) "
+        "instead of reporting each as a failure; a file named explicitly is always reported.",
+    )
+
+    @model_validator(mode="after")
+    def _needs_a_video_sampler(self) -> IngestConfig:
+        if self.video_fps is None and self.video_scene_threshold is None:
+            raise ValueError(
+                "video sampling needs video_fps, video_scene_threshold or both; got neither"
+            )
+        return self

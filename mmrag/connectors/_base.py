@@ -1,0 +1,383 @@
+"""What both store backends share: batching, write locking, validation, scoring by id.
+
+A backend subclasses :class:`BaseStore` and implements the ``_``-prefixed primitives in its own
+engine's types; everything user-facing (the :class:`~mmrag.connectors.store.VectorStore`
+methods) is written once here.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import logging
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mmrag.connectors.store import (
+    CollectionInfo,
+    CollectionSchema,
+    Point,
+    QueryNode,
+    QueryVector,
+    Record,
+    ScoredRecord,
+    SearchFilter,
+    StoreError,
+    plan_tree,
+)
+from mmrag.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mmrag.pipeline.plan import Plan
+    from mmrag.types import Embedding, Item
+
+__all__ = ["BaseStore", "EngineQuery"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineQuery:
+    """One engine query: the plan tree, the query vector of each name, the filter, options.
+
+    ``exact`` forces exact search at every stage; ``hnsw_ef`` sets the HNSW candidate list of
+    every HNSW stage (at least the stage's limit); ``None`` keeps the engine's default.
+    """
+
+    root: QueryNode
+    vectors: Mapping[str, QueryVector]
+    filter: SearchFilter | None = None
+    with_payload: bool = True
+    exact: bool = False
+    hnsw_ef: int | None = None
+
+
+class BaseStore(abc.ABC):
+    """Shared implementation of :class:`~mmrag.connectors.store.VectorStore`."""
+
+    backend: str = ""
+
+    def __init__(self, name: str, location: str, *, lock_reads: bool = False) -> None:
+        self._name = name
+        self._location = location
+        self._schema: CollectionSchema | None = None
+        self._write_lock = threading.RLock()
+        # qdrant-client's local mode is plain Python: reads during a write can see half of it.
+        self._read_lock: Any = self._write_lock if lock_reads else contextlib.nullcontext()
+        self._closed = False
+
+    # -- identity ---------------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The collection name."""
+        return self._name
+
+    @property
+    def location(self) -> str:
+        """Where the collection lives (folder or URL)."""
+        return self._location
+
+    @property
+    def schema(self) -> CollectionSchema:
+        """The collection's schema, as stored with it."""
+        assert self._schema is not None
+        return self._schema
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._location!r}, collection={self._name!r})"
+
+    def __enter__(self) -> BaseStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _where(self) -> str:
+        return f"collection {self._name!r} at {self._location}"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"{self._where()} is closed; open it again with open_store(...)")
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def upsert(
+        self, points: Iterable[Point | tuple[Item, Embedding]], *, batch_size: int = 64
+    ) -> int:
+        """Insert or overwrite points by their deterministic ids; returns how many were written.
+
+        Accepts prepared :class:`Point` records or ``(item, embedding)`` pairs (the embedding's
+        ``pooled`` views must hold the collection's views). Idempotent: writing the same item
+        twice leaves one point.
+        """
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        self._check_open()
+        written = 0
+        batch: list[Point] = []
+        for entry in points:
+            point = entry if isinstance(entry, Point) else self._point_for(*entry)
+            self.schema.validate_point(point)
+            batch.append(point)
+            if len(batch) >= batch_size:
+                written += self._write_batch(batch)
+                batch = []
+        if batch:
+            written += self._write_batch(batch)
+        return written
+
+    def _point_for(self, item: Item, embedding: Embedding) -> Point:
+        text_vector = None
+        if self.schema.text and item.text:
+            from mmrag.connectors.text import bm25_document
+
+            text_vector = bm25_document(item.text)
+        return Point.from_item(item, embedding, self.schema.embedder_id, text_vector=text_vector)
+
+    def _write_batch(self, batch: list[Point]) -> int:
+        unique = list({p.id: p for p in batch}.values())  # last write of an id wins
+        with self._write_lock:
+            self._upsert_batch(unique)
+        logger.debug("upserted %d points into %s", len(unique), self._where())
+        return len(batch)
+
+    def delete(self, ids: Iterable[str]) -> None:
+        """Delete points by id (missing ids are ignored)."""
+        self._check_open()
+        ids = [str(i) for i in ids]
+        if ids:
+            with self._write_lock:
+                self._delete_ids(ids)
+
+    def delete_source(self, source: str) -> int:
+        """Delete every point of ``source``; returns how many were deleted."""
+        self._check_open()
+        selector = SearchFilter(sources=(source,))
+        with self._write_lock:
+            n = self._count(selector)
+            if n:
+                self._delete_filter(selector)
+        logger.info("deleted %d points of %s from %s", n, source, self._where())
+        return n
+
+    def optimize(self) -> None:
+        """Build the indexes (HNSW) of what was written; call after a large upsert."""
+        self._check_open()
+        with self._write_lock:
+            self._optimize()
+
+    def close(self) -> None:
+        """Flush and release the store. Closing twice is harmless."""
+        if self._closed:
+            return
+        with self._write_lock:
+            self._close()
+            self._closed = True
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def count(self, filter: SearchFilter | None = None) -> int:
+        """How many points match ``filter`` (all points when ``None``)."""
+        self._check_open()
+        with self._read_lock:
+            return self._count(filter)
+
+    def sources(self) -> list[str]:
+        """The distinct sources in the collection, sorted."""
+        self._check_open()
+        with self._read_lock:
+            return sorted(self._sources())
+
+    def existing(self, ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` are stored (looked up 1,000 at a time)."""
+        ids = [str(i) for i in ids]
+        found: set[str] = set()
+        for start in range(0, len(ids), 1000):
+            found.update(r.id for r in self.retrieve(ids[start : start + 1000]))
+        return found
+
+    def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Record]:
+        """The stored records of ``ids``, in the given order (missing ids are left out)."""
+        self._check_open()
+        with self._read_lock:
+            found = {r.id: r for r in self._retrieve([str(i) for i in ids], with_vectors)}
+        return [found[str(i)] for i in ids if str(i) in found]
+
+    def scroll(
+        self,
+        filter: SearchFilter | None = None,
+        *,
+        limit: int = 256,
+        offset: str | None = None,
+        with_vectors: bool = False,
+    ) -> tuple[list[Record], str | None]:
+        """One page of records (ordered by id) and the offset of the next page."""
+        self._check_open()
+        with self._read_lock:
+            return self._scroll(filter, limit, offset, with_vectors)
+
+    def iter_records(
+        self, filter: SearchFilter | None = None, *, batch_size: int = 256
+    ) -> Iterator[Record]:
+        """Every record matching ``filter``, fetched ``batch_size`` at a time."""
+        offset: str | None = None
+        while True:
+            records, offset = self.scroll(filter, limit=batch_size, offset=offset)
+            yield from records
+            if offset is None:
+                return
+
+    def query(
+        self,
+        plan: Plan,
+        vectors: Mapping[str, QueryVector],
+        filter: SearchFilter | None = None,
+        *,
+        with_payload: bool = True,
+        hnsw_ef: int | None = None,
+    ) -> list[ScoredRecord]:
+        """Run ``plan`` as one nested-prefetch query (see :func:`plan_tree`).
+
+        ``hnsw_ef`` widens (or narrows) the HNSW search of the plan's HNSW stages; each uses
+        at least its own limit. ``None`` keeps the engine's default (the vector's ef_construct).
+        """
+        return self.query_batch(
+            plan, [vectors], filter, with_payload=with_payload, hnsw_ef=hnsw_ef
+        )[0]
+
+    def query_batch(
+        self,
+        plan: Plan,
+        batch: Sequence[Mapping[str, QueryVector]],
+        filter: SearchFilter | None = None,
+        *,
+        with_payload: bool = True,
+        hnsw_ef: int | None = None,
+    ) -> list[list[ScoredRecord]]:
+        """Run ``plan`` for several queries in one engine call."""
+        self._check_open()
+        self.check_plan(plan)
+        root = plan_tree(plan)
+        for vectors in batch:
+            missing = [n for n in plan.vectors if n not in vectors]
+            if missing:
+                raise ConfigError(f"plan {plan} needs query vectors for {missing}")
+        if hnsw_ef is not None and hnsw_ef < 1:
+            raise ConfigError(f"hnsw_ef must be >= 1, got {hnsw_ef}")
+        requests = [
+            EngineQuery(root, vectors, filter, with_payload=with_payload, hnsw_ef=hnsw_ef)
+            for vectors in batch
+        ]
+        with self._read_lock:
+            return self._run(requests)
+
+    def score(
+        self, ids: Sequence[str], vectors: Mapping[str, QueryVector]
+    ) -> dict[str, dict[str, float]]:
+        """Exact scores of the points ``ids`` on each named vector: ``{name: {id: score}}``.
+
+        One exact, id-restricted search per vector name, all sent as one batch. A point with no
+        score on a vector (e.g. no text for the BM25 channel) is left out of that name's dict.
+        """
+        self._check_open()
+        ids = [str(i) for i in ids]
+        if not ids or not vectors:
+            return {name: {} for name in vectors}
+        restrict = SearchFilter(ids=tuple(ids))
+        names = list(vectors)
+        requests = [
+            EngineQuery(
+                QueryNode(using=name, limit=len(ids)),
+                vectors,
+                restrict,
+                with_payload=False,
+                exact=True,
+            )
+            for name in names
+        ]
+        with self._read_lock:
+            results = self._run(requests)
+        return {
+            name: {r.id: r.score for r in res} for name, res in zip(names, results, strict=True)
+        }
+
+    def _uses_hnsw(self, name: str | None) -> bool:
+        spec = self.schema.vectors().get(name or "")
+        return spec is not None and spec.hnsw and not spec.sparse
+
+    def check_plan(self, plan: Plan) -> None:
+        """Raise :class:`ConfigError` if ``plan`` reads a vector this collection lacks."""
+        have = self.schema.vector_names
+        missing = [n for n in plan.vectors if n not in have]
+        if missing:
+            hint = (
+                "enable the text channel (text=True) when creating the collection"
+                if missing == ["text"]
+                else "add them to pooling.views and re-index into a new collection"
+            )
+            raise ConfigError(
+                f"plan {plan} reads {missing}, but {self._where()} only has {list(have)}; "
+                f"change the plan, or {hint}"
+            )
+
+    def info(self) -> CollectionInfo:
+        """Counts and schema."""
+        specs = self.schema.vectors()
+        per_point = 0
+        for spec in specs.values():
+            if spec.hnsw and not spec.sparse:
+                per_point += self._vectors_per_point(spec.name) if spec.multivector else 1
+        return CollectionInfo(
+            name=self._name,
+            backend=self.backend,
+            location=self._location,
+            schema=self.schema,
+            points=self.count(),
+            sources=len(self.sources()),
+            hnsw_vectors_per_point=per_point,
+        )
+
+    def _vectors_per_point(self, name: str) -> int:
+        """Vectors per point of a multivector view, from one stored point (0 when empty)."""
+        records, _ = self.scroll(limit=1, with_vectors=True)
+        if not records:
+            return 0
+        vector = records[0].vectors.get(name)
+        return len(vector) if vector is not None else 0
+
+    # -- backend primitives ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _upsert_batch(self, points: list[Point]) -> None: ...
+
+    @abc.abstractmethod
+    def _delete_ids(self, ids: list[str]) -> None: ...
+
+    @abc.abstractmethod
+    def _delete_filter(self, filter: SearchFilter) -> None: ...
+
+    @abc.abstractmethod
+    def _count(self, filter: SearchFilter | None) -> int: ...
+
+    @abc.abstractmethod
+    def _sources(self) -> list[str]: ...
+
+    @abc.abstractmethod
+    def _retrieve(self, ids: list[str], with_vectors: bool) -> list[Record]: ...
+
+    @abc.abstractmethod
+    def _scroll(
+        self, filter: SearchFilter | None, limit: int, offset: str | None, with_vectors: bool
+    ) -> tuple[list[Record], str | None]: ...
+
+    @abc.abstractmethod
+    def _run(self, requests: list[EngineQuery]) -> list[list[ScoredRecord]]: ...
+
+    @abc.abstractmethod
+    def _optimize(self) -> None: ...
+
+    @abc.abstractmethod
+    def _close(self) -> None: ...

@@ -1,0 +1,307 @@
+"""PDF pages as Items, rendered with PyMuPDF, one page at a time.
+
+Each page is interpreted once into a display list; the text layer and the RGB pixmap both come
+from it. The pixmap becomes a PIL image that the page's Item hands out on its first
+``load_image()`` (see :mod:`mmrag.pipeline.ingest._prefetch`); after that, or once the bounded
+prefetch window has moved on, :class:`PdfPageLoader` re-opens the file and renders just that page.
+Nothing holds more than a window of pages, so a 2,000-page PDF streams in constant memory.
+
+With ``IngestConfig(workers=N)`` pages render in N worker processes
+(:mod:`mmrag.pipeline.ingest.pdf_pool`) with the same functions, so the pixels are identical.
+
+Example:
+    >>> from mmrag.pipeline.ingest.pdf import iter_pdf_pages
+    >>> from mmrag.pipeline.ingest.options import IngestConfig
+    >>> for item in iter_pdf_pages("report.pdf", IngestConfig(dpi=100)):  # doctest: +SKIP
+    ...     print(item.page, item.page_label, item.width, item.height, item.text[:40])
+    ...     image = item.load_image()  # RGB PIL image, item.width x item.height
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pymupdf
+from PIL import Image
+
+from mmrag.pipeline.ingest._files import FileStamp, check_file, file_sha256
+from mmrag.pipeline.ingest._prefetch import PrefetchWindow
+from mmrag.pipeline.ingest.errors import (
+    CorruptFileError,
+    EncryptedPDFError,
+    TruncatedFileError,
+)
+from mmrag.pipeline.ingest.options import IngestConfig
+from mmrag.pipeline.ingest.pdf_labels import PageLabels
+from mmrag.pipeline.ingest.pdf_render import (
+    MUPDF_ERRORS,
+    PageRender,
+    RenderSpec,
+    image_from_samples,
+    measure_page,
+    page_display_list,
+    page_zoom,
+    pixmap_samples,
+    rasterize,
+    render_page,
+)
+from mmrag.types import Item, Modality
+
+if TYPE_CHECKING:
+    from mmrag.pipeline.ingest.pdf_pool import PdfRenderPool
+
+__all__ = [
+    "PageRender",
+    "PdfPageLoader",
+    "RenderSpec",
+    "iter_pdf_pages",
+    "open_pdf",
+    "pdf_items",
+    "render_page",
+]
+
+logger = logging.getLogger(__name__)
+
+_HEAD_BYTES = 1024  # the %PDF- header may follow some junk (PDF 1.7, 7.5.2 / Acrobat: 1024)
+_TAIL_BYTES = 4096  # %%EOF must be near the end; a little trailing garbage is tolerated
+
+
+def _has_pdf_header(head: bytes) -> bool:
+    return b"%PDF-" in head[:_HEAD_BYTES]
+
+
+def open_pdf(
+    path: str | os.PathLike[str],
+    password: str | None = None,
+    *,
+    recover_truncated: bool = False,
+    quiet: bool = False,
+) -> pymupdf.Document:
+    """Open a PDF with PyMuPDF, turning every way it can fail into a typed ingest error.
+
+    Damage that PyMuPDF repairs is logged as a warning (at debug level with ``quiet``, for
+    re-opening a file that was already reported).
+
+    Raises:
+        CorruptFileError: not a PDF, or PyMuPDF cannot parse it, or it has no pages.
+        TruncatedFileError: no ``%%EOF`` marker at the end (unless ``recover_truncated``).
+        EncryptedPDFError: a password is needed and was not given, or is wrong.
+    """
+    size = check_file(path)
+    with Path(path).open("rb") as handle:
+        head = handle.read(_HEAD_BYTES)
+        handle.seek(max(0, size - _TAIL_BYTES))
+        tail = handle.read()
+    if not _has_pdf_header(head):
+        raise CorruptFileError(path, "not a PDF: there is no %PDF- header at the start of the file")
+    if b"%%EOF" not in tail:
+        if not recover_truncated:
+            raise TruncatedFileError(
+                path,
+                "the PDF is truncated: it has no %%EOF end marker, so the download or copy was "
+                "probably cut short; fetch it again, or set "
+                "IngestConfig(recover_truncated_pdfs=True) to index the pages that survive",
+            )
+        logger.log(
+            logging.DEBUG if quiet else logging.WARNING,
+            "%s: the PDF is truncated (no %%EOF); indexing what can be recovered",
+            path,
+        )
+    try:
+        doc = pymupdf.open(os.fspath(path), filetype="pdf")
+    except MUPDF_ERRORS as err:
+        raise CorruptFileError(path, f"PyMuPDF cannot open the PDF ({err})") from err
+    try:
+        if doc.needs_pass:
+            if password is None:
+                raise EncryptedPDFError(path)
+            if not doc.authenticate(password):
+                raise EncryptedPDFError(
+                    path,
+                    "the PDF is encrypted and IngestConfig.pdf_password does not open it; "
+                    "check the password",
+                )
+        if doc.page_count == 0:
+            raise CorruptFileError(path, "the PDF has no pages")
+    except BaseException:
+        doc.close()
+        raise
+    if doc.is_repaired:
+        logger.log(
+            logging.DEBUG if quiet else logging.WARNING,
+            "%s: the PDF's cross-reference table was damaged and was repaired",
+            path,
+        )
+    return doc
+
+
+class PdfPageLoader:
+    """Renders one page from the file on demand, as an RGB PIL image (picklable).
+
+    This is what an Item's ``load_image()`` falls back to once its prefetched image is gone. It
+    checks that the file did not change since ingest (:class:`SourceChangedError` otherwise).
+
+    Example:
+        >>> loader = PdfPageLoader("report.pdf", index=0, zoom=2.0)
+        >>> loader  # the password, if any, is never shown
+        PdfPageLoader('report.pdf', page=1, zoom=2.0)
+    """
+
+    __slots__ = ("box", "index", "password", "path", "stamp", "zoom")
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        index: int,
+        zoom: float,
+        box: tuple[int, int, int, int] | None = None,
+        password: str | None = None,
+        stamp: FileStamp | None = None,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.index = index
+        self.zoom = zoom
+        self.box = box
+        self.password = password
+        self.stamp = stamp
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
+    def __repr__(self) -> str:
+        return f"PdfPageLoader({self.path!r}, page={self.index + 1}, zoom={self.zoom!r})"
+
+    def __call__(self) -> Image.Image:
+        if self.stamp is not None:
+            self.stamp.verify(self.path)
+        doc = open_pdf(self.path, self.password, recover_truncated=True, quiet=True)
+        try:
+            pix = rasterize(page_display_list(doc, self.index), self.zoom)
+            samples, width, height, stride = pixmap_samples(pix)
+            box = self.box or (0, 0, width, height)
+            return image_from_samples(samples, width, height, box, stride)
+        except MUPDF_ERRORS as err:
+            raise CorruptFileError(
+                self.path, f"page {self.index + 1} cannot be rendered ({err})"
+            ) from err
+        finally:
+            doc.close()
+
+
+def _render_in_process(
+    doc: pymupdf.Document, path: str, spec: RenderSpec, keep_images: bool
+) -> Iterator[tuple[PageRender, Image.Image | None]]:
+    """Render pages one by one in this process (the default path)."""
+    for index in range(doc.page_count):
+        try:
+            if not keep_images and not spec.inspects_pixels:
+                yield measure_page(doc, index, spec), None
+                continue
+            pix, info = render_page(doc, index, spec)
+            image = None
+            if keep_images and not (info.blank and spec.skip_blank_pages):
+                samples, width, height, stride = pixmap_samples(pix)
+                image = image_from_samples(samples, width, height, info.box, stride)
+            del pix
+        except MUPDF_ERRORS as err:
+            raise CorruptFileError(path, f"page {index + 1} cannot be rendered ({err})") from err
+        yield info, image
+
+
+def iter_pdf_pages(
+    path: str | os.PathLike[str], config: IngestConfig | None = None
+) -> Iterator[Item]:
+    """Stream the pages of one PDF as Items (``modality=pdf_page``), in page order.
+
+    Each Item has ``page`` (1-based), ``page_label`` (when the PDF defines labels), the text
+    layer in ``text``, ``width``/``height`` of the image that ``load_image()`` returns, and
+    metadata ``page_count``, ``render_dpi`` (and ``crop_box`` when margins were cropped).
+
+    Raises typed errors (subclasses of :class:`mmrag.errors.IngestError`): ``EmptyFileError``,
+    ``CorruptFileError``, ``TruncatedFileError``, ``EncryptedPDFError``, ``SourceNotFoundError``.
+
+    Example:
+        >>> from mmrag.pipeline.ingest import IngestConfig, iter_pdf_pages
+        >>> pages = iter_pdf_pages("report.pdf", IngestConfig(dpi=100, max_side=1024))
+        >>> first = next(pages)  # doctest: +SKIP
+        >>> first.page, first.load_image().size == (first.width, first.height)  # doctest: +SKIP
+        (1, True)
+    """
+    config = config or IngestConfig()
+    window = PrefetchWindow(config.prefetch)
+    pool = None
+    if config.workers > 0 and config.prefetch > 0:
+        from mmrag.pipeline.ingest.pdf_pool import PdfRenderPool
+
+        pool = PdfRenderPool(config.workers, config.prefetch, config.worker_start_method)
+    try:
+        yield from pdf_items(path, config, window=window, pool=pool)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def pdf_items(
+    path: str | os.PathLike[str],
+    config: IngestConfig,
+    *,
+    window: PrefetchWindow,
+    pool: PdfRenderPool | None = None,
+    sha256: str | None = None,
+) -> Iterator[Item]:
+    """:func:`iter_pdf_pages` with a caller-owned prefetch window and worker pool."""
+    source = os.fspath(path)
+    check_file(source)
+    stamp = FileStamp.of(source)
+    digest = sha256 or file_sha256(source)
+    spec = RenderSpec.from_config(config)
+    password = config.pdf_password
+    doc = open_pdf(source, password, recover_truncated=config.recover_truncated_pdfs)
+    try:
+        labels = PageLabels(doc.get_page_labels())
+        page_count = doc.page_count
+        title = (doc.metadata or {}).get("title") or None
+        if pool is not None and window.keeps_images and page_count > 1:
+            first = doc.load_page(0).rect
+            zoom = page_zoom(first.width, first.height, spec.dpi, spec.max_side)
+            estimate = int(first.width * zoom + 2) * int(first.height * zoom + 2) * 3
+            renders = pool.render(source, page_count, spec, password, stamp, estimate)
+        else:
+            renders = _render_in_process(doc, source, spec, window.keeps_images)
+        for info, image in renders:
+            if info.blank and spec.skip_blank_pages:
+                logger.debug("%s: skipping blank page %d", source, info.index + 1)
+                continue
+            metadata: dict[str, Any] = {
+                "page_count": page_count,
+                "render_dpi": round(info.zoom * 72.0, 2),
+            }
+            if title:
+                metadata["title"] = title
+            if info.cropped:
+                metadata["crop_box"] = list(info.box)
+            fallback = PdfPageLoader(
+                source, info.index, info.zoom, info.box if info.cropped else None, password, stamp
+            )
+            yield Item(
+                source=source,
+                source_sha256=digest,
+                modality=Modality.PDF_PAGE,
+                page=info.index + 1,
+                page_label=labels.label(info.index) if labels else None,
+                width=info.width,
+                height=info.height,
+                text=info.text,
+                metadata=metadata,
+                image_loader=window.wrap(image, fallback),
+            )
+    finally:
+        doc.close()

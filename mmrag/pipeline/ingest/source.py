@@ -1,0 +1,178 @@
+"""One stream of Items from many files: discovery, then the right reader for each file.
+
+:func:`iter_items` is the ingest stage's entry point. It expands the inputs lazily, one input at
+a time, reads each file with the PDF, image or video reader, and yields Items in a stable order.
+A file that cannot be read is recorded in the :class:`~mmrag.types.IndexReport` and logged with
+its reason, and the stream carries on with the next file (``strict=True`` raises instead).
+
+One prefetch window bounds the rendered images held across the whole stream, and one worker
+pool (``IngestConfig.workers``) serves every PDF of the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mmrag.errors import IngestError
+from mmrag.pipeline.ingest._files import check_file, file_sha256
+from mmrag.pipeline.ingest._prefetch import PrefetchWindow
+from mmrag.pipeline.ingest.discovery import (
+    Source,
+    SourceKind,
+    as_inputs,
+    describe_format,
+    detect_kind,
+    expand,
+)
+from mmrag.pipeline.ingest.errors import UnsupportedTypeError
+from mmrag.pipeline.ingest.options import IngestConfig
+from mmrag.types import IndexReport, Item
+
+if TYPE_CHECKING:
+    from mmrag.pipeline.ingest.pdf_pool import PdfRenderPool
+
+__all__ = ["SUPPORTED", "iter_items", "iter_source"]
+
+logger = logging.getLogger(__name__)
+
+#: What mmrag reads, in words (used in error messages).
+SUPPORTED = "PDF, images (JPEG, PNG, WebP, TIFF, BMP, GIF) and video (MP4, MOV, MKV, WebM, AVI, …)"
+
+
+def _unsupported(source: Source) -> UnsupportedTypeError:
+    return UnsupportedTypeError(
+        source.path,
+        f"unsupported file type: this is {describe_format(source.format)}; mmrag ingests "
+        f"{SUPPORTED}",
+    )
+
+
+def iter_source(
+    source: Source | str | os.PathLike[str],
+    config: IngestConfig | None = None,
+    *,
+    window: PrefetchWindow | None = None,
+    pool: PdfRenderPool | None = None,
+) -> Iterator[Item]:
+    """The Items of one file, with the reader its content calls for (typed errors raised).
+
+    Example:
+        >>> from mmrag.pipeline.ingest.source import iter_source
+        >>> items = list(iter_source("scan.pdf"))  # doctest: +SKIP
+    """
+    config = config or IngestConfig()
+    if not isinstance(source, Source):
+        path = os.fspath(source)
+        size = check_file(path)
+        kind, fmt, detected_by = detect_kind(path)
+        source = Source(Path(path), kind, fmt, size, detected_by)
+    window = window or PrefetchWindow(config.prefetch)
+    path = os.fspath(source.path)
+    check_file(path)  # missing / empty / unreadable, before anything else
+    if source.kind is None:
+        raise _unsupported(source)
+    digest = file_sha256(path)
+    if source.kind is SourceKind.PDF:
+        from mmrag.pipeline.ingest.pdf import pdf_items
+
+        yield from pdf_items(path, config, window=window, pool=pool, sha256=digest)
+    elif source.kind is SourceKind.IMAGE:
+        from mmrag.pipeline.ingest.images import image_items
+
+        yield from image_items(path, config, window=window, sha256=digest)
+    else:
+        from mmrag.pipeline.ingest.video import video_items
+
+        yield from video_items(path, config, window=window, sha256=digest)
+
+
+def _record(report: IndexReport | None, source: object, error: IngestError) -> None:
+    if report is not None:
+        report.add_failure(str(source), error)
+    logger.warning(
+        "Skipping %s: %s",
+        source,
+        error.reason,
+        extra={"source": str(source), "reason": error.reason, "error_type": type(error).__name__},
+    )
+
+
+def iter_items(
+    sources: Iterable[str | os.PathLike[str] | Source] | str | os.PathLike[str],
+    config: IngestConfig | None = None,
+    *,
+    report: IndexReport | None = None,
+    strict: bool = False,
+) -> Iterator[Item]:
+    """Stream the Items of many files: PDF pages, images (or their frames), video frames.
+
+    ``sources`` are paths, directories (walked recursively), glob patterns, or
+    :class:`~mmrag.pipeline.ingest.discovery.Source` objects from
+    :func:`~mmrag.pipeline.ingest.discovery.discover`; a single path works too. Items come in
+    input order, then natural path order within a directory, then page / frame order.
+
+    With ``strict=False`` (the default) a file that fails is recorded in ``report`` (when
+    given) with the error's reason, logged as a warning naming the file, and skipped; a file
+    that fails part-way keeps the Items already yielded. With ``strict=True`` the typed error
+    (a :class:`mmrag.errors.IngestError`) propagates.
+
+    Example:
+        >>> from mmrag.pipeline.ingest import IngestConfig, iter_items
+        >>> from mmrag.types import IndexReport
+        >>> report = IndexReport()
+        >>> for item in iter_items(["reports/", "clips/*.mp4"], IngestConfig(dpi=100),
+        ...                        report=report):  # doctest: +SKIP
+        ...     image = item.load_image()
+        >>> [(f.source, f.reason) for f in report.failed]  # doctest: +SKIP
+        [('reports/broken.pdf', 'the PDF is truncated: ...')]
+    """
+    config = config or IngestConfig()
+    window = PrefetchWindow(config.prefetch)
+    pool = None
+    seen: set[str] = set()
+    try:
+        for entry in as_inputs(sources):
+            try:
+                found = [entry] if isinstance(entry, Source) else expand(entry)
+            except IngestError as err:
+                if strict:
+                    raise
+                _record(report, err.source, err)
+                continue
+            for source in found:
+                key = os.path.realpath(source.path)
+                if key in seen:
+                    continue
+                if (
+                    source.kind is None
+                    and source.size > 0
+                    and not source.explicit
+                    and config.skip_unsupported
+                ):
+                    logger.info("Passing over %s: %s", source.path, describe_format(source.format))
+                    continue
+                seen.add(key)
+                if (
+                    pool is None
+                    and source.kind is SourceKind.PDF
+                    and config.workers > 0
+                    and config.prefetch > 0
+                ):
+                    from mmrag.pipeline.ingest.pdf_pool import PdfRenderPool
+
+                    pool = PdfRenderPool(
+                        config.workers, config.prefetch, config.worker_start_method
+                    )
+                try:
+                    yield from iter_source(source, config, window=window, pool=pool)
+                except IngestError as err:
+                    if strict:
+                        raise
+                    _record(report, source.path, err)
+    finally:
+        if pool is not None:
+            pool.close()

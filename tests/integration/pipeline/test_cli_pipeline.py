@@ -1,0 +1,82 @@
+"""The CLI runs the same pipeline: index, search, delete, quickstart."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from mmrag.cli import app
+
+pytestmark = pytest.mark.integration
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def config_file(tmp_path, tiny_config):
+    path = tmp_path / "mmrag.toml"
+    tiny_config.save(path)
+    return path
+
+
+def test_index_search_delete(config_file, sample_dir, tmp_path):
+    report = tmp_path / "report.json"
+    result = runner.invoke(
+        app, ["index", str(sample_dir), "-c", str(config_file), "--report", str(report)]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(report.read_text())
+    assert data["indexed"] > 5 and data["failed"] == []
+
+    result = runner.invoke(app, ["search", "revenue", "-c", str(config_file), "--json", "-k", "3"])
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.stdout)
+    assert len(hits) == 3
+    assert {"global", "rows", "full"} == set(hits[0]["stage_scores"])
+
+    pdf = str(sample_dir / "acme_solar_annual_report_2024.pdf")
+    result = runner.invoke(
+        app, ["search", "revenue", "-c", str(config_file), "--source", pdf, "--json"]
+    )
+    assert {h["item"]["source"] for h in json.loads(result.stdout)} == {pdf}
+
+    result = runner.invoke(app, ["delete", pdf, "-c", str(config_file)])
+    assert result.exit_code == 0 and "removed" in result.output
+    result = runner.invoke(app, ["delete", pdf, "-c", str(config_file)])
+    assert result.exit_code == 1  # nothing left to remove
+
+
+def test_index_reports_failures_with_exit_status_1(config_file, sample_dir):
+    (sample_dir / "broken.pdf").write_bytes(b"%PDF-1.7\n garbage")
+    result = runner.invoke(app, ["index", str(sample_dir), "-c", str(config_file)])
+    assert result.exit_code == 1
+    assert "broken.pdf" in result.output
+
+
+def test_search_with_a_plan_the_collection_cannot_run_is_a_clear_error(config_file, sample_dir):
+    runner.invoke(app, ["index", str(sample_dir), "-c", str(config_file)])
+    result = runner.invoke(app, ["search", "q", "-c", str(config_file), "--plan", "dense@10"])
+    assert result.exit_code == 2
+    assert "dense" in result.output
+
+
+def test_dry_run_lists_items_without_a_store(sample_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["index", str(sample_dir), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "p.1" in result.output and "video_frame" in result.output
+    assert not (tmp_path / "mmrag_index").exists()
+
+
+def test_quickstart_offline_runs_every_landed_stage(tmp_path, sample_dir):
+    result = runner.invoke(
+        app,
+        ["quickstart", "--workdir", str(tmp_path / "qs"), "--data", str(sample_dir), "--offline"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "MEANINGLESS" in result.output  # the banner
+    assert "0 failed" in result.output
+    assert "1. " in result.output and "full" in result.output
+    assert "timings:" in result.output

@@ -1,0 +1,18 @@
+"""The usage examples of the store backends (they open real stores in temporary folders)."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize(
+    "module", ["mmrag.connectors", "mmrag.connectors.qdrant_edge", "mmrag.connectors.qdrant"]
+)
+def test_docstring_examples(module):
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
