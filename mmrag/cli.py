@@ -222,11 +222,19 @@ def evaluate(
     plans: Annotated[
         list[str] | None, typer.Option("--plan", help="A plan to compare (repeatable).")
     ] = None,
+    ks: Annotated[list[int] | None, typer.Option("--k", help="Cut-offs (repeatable).")] = None,
+    max_queries: Annotated[
+        int | None, typer.Option("--max-queries", help="Evaluate only the first N queries.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Evaluate retrieval plans side by side: NDCG@k, Recall@k, MRR@10, latency, QPS."""
-    load_config(config)
-    _unavailable("mmrag eval", "the Qdrant store, retrieval plans and the evaluation harness")
+    cfg = load_config(config)
+    with _pipeline(cfg) as pipe:
+        report = _guard(
+            lambda: pipe.evaluate(dataset, plans=plans, ks=ks or (5, 10), max_queries=max_queries)
+        )
+    typer.echo(report.to_json() if as_json else report.table())
 
 
 @app.command()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from mmrag.connectors.store import CollectionSchema, SearchFilter, VectorStore
     from mmrag.embedders.base import ModelEmbedder, QueryLike
     from mmrag.embedders.pooling import Pooler
+    from mmrag.pipeline.evaluate import EvalReport
     from mmrag.pipeline.plan import Plan
 
 __all__ = ["Pipeline"]
@@ -181,6 +183,46 @@ class Pipeline:
             assets=self.assets,
         )
         return retriever.search(embedding, text=coerced.text, filter=filter)
+
+    def evaluate(
+        self,
+        dataset: str | os.PathLike[str],
+        *,
+        plans: Iterable[str] | None = None,
+        ks: Iterable[int] = (5, 10),
+        max_queries: int | None = None,
+    ) -> EvalReport:
+        """Index a BEIR-layout dataset into its own collection and compare retrieval plans.
+
+        Default plans: the configured one and, for multi-vector embedders, exact MaxSim over
+        ``full`` (so the table shows what pooling costs and saves).
+        """
+        from mmrag.connectors import open_store
+        from mmrag.pipeline.evaluate import evaluate, load_beir
+
+        data = load_beir(Path(dataset))
+        ks = tuple(ks)
+        if plans is None:
+            plans = [str(self.plan())]
+            if self.embedder.kind == "multi":
+                plans.append(f"full@{max(*ks, 10)}")
+        name = re.sub(r"[^A-Za-z0-9_-]", "_", Path(dataset).resolve().name)[:64]
+        store_config = self.config.store.model_copy(
+            update={"collection": f"{self.config.store.collection}-eval-{name}"}
+        )
+        store = open_store(store_config, self.schema())
+        try:
+            return evaluate(
+                data,
+                self.embedder,
+                store,
+                list(plans),
+                ks,
+                pooler=self.pooler,
+                max_queries=max_queries,
+            )
+        finally:
+            store.close()
 
     def delete(self, source: str) -> int:
         """Remove every item of ``source`` and its page images; returns how many were removed."""

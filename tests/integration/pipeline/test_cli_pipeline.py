@@ -80,3 +80,28 @@ def test_quickstart_offline_runs_every_landed_stage(tmp_path, sample_dir):
     assert "0 failed" in result.output
     assert "1. " in result.output and "full" in result.output
     assert "timings:" in result.output
+
+
+def test_eval_compares_plans_on_a_beir_dataset(config_file, sample_dir, tmp_path):
+    root = tmp_path / "beir"
+    root.mkdir()
+    images = sorted(p.name for p in sample_dir.iterdir() if p.suffix in {".png", ".jpg"})
+    for name in images:
+        (root / name).write_bytes((sample_dir / name).read_bytes())
+    (root / "corpus.jsonl").write_text(
+        "\n".join(json.dumps({"_id": f"d{i}", "image": n}) for i, n in enumerate(images))
+    )
+    (root / "queries.jsonl").write_text(
+        "\n".join(json.dumps({"_id": f"q{i}", "text": f"picture {i}"}) for i in range(2))
+    )
+    (root / "qrels").mkdir()
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq0\td0\t1\nq1\td1\t1\n")
+    result = runner.invoke(app, ["eval", str(root), "-c", str(config_file), "--json", "--k", "3"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    text = json.dumps(report)
+    assert "global@200 -> rows@50 -> full@10" in text and "full@10" in text
+    assert "ndcg@3" in text.lower()
+    # the evaluation corpus went to its own collection, not the user's index
+    result = runner.invoke(app, ["search", "picture", "-c", str(config_file), "--json"])
+    assert result.exit_code != 0 or json.loads(result.stdout) == []
