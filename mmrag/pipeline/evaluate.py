@@ -23,7 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmrag.errors import ConfigError
+from mmrag.pipeline.indexing import with_views
 from mmrag.pipeline.plan import Plan, parse_plan
 from mmrag.types import Embedding, IndexReport, Item, Modality
 
@@ -400,17 +400,6 @@ def _default_pooler(store: VectorStore) -> Pooler | None:
     return Pooler(PoolingConfig(views=list(schema.views), **dict(schema.pooling)))
 
 
-def _with_views(embedding: Embedding, pooler: Pooler | None, views: Sequence[str]) -> Embedding:
-    missing = [v for v in views if v not in embedding.pooled]
-    if embedding.kind != "multi" or not missing or pooler is None:
-        return embedding
-    tokens = embedding.visual()
-    pooled = dict(embedding.pooled)
-    for view in missing:
-        pooled[view] = pooler.view(view, tokens, embedding.grid)
-    return dataclasses.replace(embedding, pooled=pooled)
-
-
 def index_corpus(
     dataset: BeirDataset,
     embedder: Embedder,
@@ -437,7 +426,7 @@ def index_corpus(
         try:
             embeddings = embedder.embed_documents(batch)
             pairs = [
-                (i, _with_views(e, pooler, views)) for i, e in zip(batch, embeddings, strict=True)
+                (i, with_views(e, pooler, views)) for i, e in zip(batch, embeddings, strict=True)
             ]
         except Exception as exc:
             logger.warning("a batch of %d pages failed (%s); retrying one by one", len(batch), exc)
@@ -445,7 +434,7 @@ def index_corpus(
             for item in batch:
                 try:
                     (embedding,) = embedder.embed_documents([item])
-                    pairs.append((item, _with_views(embedding, pooler, views)))
+                    pairs.append((item, with_views(embedding, pooler, views)))
                 except Exception as item_exc:
                     report.add_failure(f"{item.source} ({item.locator})", item_exc)
                     logger.warning("cannot index %s: %s", item.citation(), item_exc)
