@@ -178,6 +178,9 @@ class RetrievalConfig(_Section):
     plan: str = "global@200 -> rows@50 -> full@10"
     top_k: int = Field(5, ge=1)
     hybrid: bool = Field(False, description="Fuse the text channel with RRF.")
+    hnsw_ef: int | None = Field(
+        None, ge=1, description="HNSW search width of HNSW stages (default: the engine's)."
+    )
 
     @field_validator("plan")
     @classmethod

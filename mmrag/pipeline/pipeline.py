@@ -181,6 +181,7 @@ class Pipeline:
             top_k=k or self.config.retrieval.top_k,
             pooler=self.pooler,
             assets=self.assets,
+            hnsw_ef=self.config.retrieval.hnsw_ef,
         )
         return retriever.search(embedding, text=coerced.text, filter=filter)
 

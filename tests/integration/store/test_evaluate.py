@@ -86,7 +86,8 @@ def reference_run(root, embedder: ColorEmbedder, depth: int) -> dict[str, list[s
     """Exact MaxSim rankings computed without the store."""
     ds = load_beir(root)
     ids = list(ds.corpus)
-    docs = [e.visual() for e in embedder.embed_documents([ds.corpus[i].to_item(embedder.id) for i in ids])]
+    items = [ds.corpus[i].to_item(embedder.id) for i in ids]
+    docs = [e.visual() for e in embedder.embed_documents(items)]
     queries = embedder.embed_queries([ds.queries[q] for q in ds.judged_queries])
     scores = maxsim(
         [q.multi for q in queries], [d.astype(np.float16).astype(np.float32) for d in docs]
