@@ -148,7 +148,7 @@ class Item:
         if self.page is not None:
             label = f" (label {self.page_label})" if self.page_label not in (None, "") else ""
             return f"{self.source} p.{self.page}{label}"
-        if self.frame_index:
+        if self.frame_index is not None:
             return f"{self.source} frame {self.frame_index}"
         return self.source
 

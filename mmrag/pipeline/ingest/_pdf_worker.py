@@ -31,6 +31,7 @@ from mmrag.pipeline.ingest.pdf_render import (
     RenderSpec,
     pixmap_samples,
     render_page,
+    trim_cache,
 )
 
 __all__ = ["RenderResult", "render_task", "serve"]
@@ -40,6 +41,7 @@ __all__ = ["RenderResult", "render_task", "serve"]
 RenderResult = tuple[PageRender, bytes | None, bool, int]
 
 _open: tuple[tuple[str, FileStamp | None], pymupdf.Document] | None = None
+_rendered = 0  # pages this worker rendered, for trim_cache
 _slots: dict[str, shared_memory.SharedMemory] = {}
 _MAX_ATTACHED = 64
 
@@ -80,7 +82,10 @@ def render_task(
     slot_size: int,
 ) -> RenderResult:
     """Render page ``index`` of ``path``; its samples go to the slot (or back inline if too big)."""
+    global _rendered
     doc = _document(path, password, stamp)
+    _rendered += 1
+    trim_cache(_rendered)
     slot = _slot(slot_name).buf[:slot_size]
     try:
         pix, info = render_page(doc, index, spec, into=slot)  # drawn straight into the slot

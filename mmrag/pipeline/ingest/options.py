@@ -65,11 +65,13 @@ class IngestConfig(BaseModel):
         "else spawn. fork starts fastest but is unsafe in multi-threaded programs.",
     )
     prefetch: int = Field(
-        8,
+        32,
         ge=0,
-        description="Rendered pages / decoded frames kept ready for Items whose load_image() has "
-        "not run yet (older ones are dropped and re-rendered on demand); with workers also the "
-        "pages in flight. 0: decode nothing ahead, every load_image() re-opens the file.",
+        description="Rendered pages / decoded frames kept for Items whose load_image() has not "
+        "run yet; older ones are dropped and re-rendered on demand. A consumer that loads each "
+        "Item as it arrives holds one; set this to at least the batch size of a consumer that "
+        "collects a batch before loading. 0: decode nothing ahead, every load_image() re-opens "
+        "the file (and workers are not used).",
     )
     # -- images ----------------------------------------------------------------------------------
     max_image_pixels: int = Field(

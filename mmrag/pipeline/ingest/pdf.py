@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Iterator
@@ -48,6 +49,7 @@ from mmrag.pipeline.ingest.pdf_render import (
     pixmap_samples,
     rasterize,
     render_page,
+    trim_cache,
 )
 from mmrag.types import Item, Modality
 
@@ -66,6 +68,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+_RELOADS = itertools.count(1)  # pages re-rendered by PdfPageLoader, for trim_cache
 _HEAD_BYTES = 1024  # the %PDF- header may follow some junk (PDF 1.7, 7.5.2 / Acrobat: 1024)
 _TAIL_BYTES = 4096  # %%EOF must be near the end; a little trailing garbage is tolerated
 
@@ -187,7 +190,10 @@ class PdfPageLoader:
             pix = rasterize(page_display_list(doc, self.index), self.zoom)
             samples, width, height, stride = pixmap_samples(pix)
             box = self.box or (0, 0, width, height)
-            return image_from_samples(samples, width, height, box, stride)
+            image = image_from_samples(samples, width, height, box, stride)
+            del pix
+            trim_cache(next(_RELOADS))
+            return image
         except MUPDF_ERRORS as err:
             raise CorruptFileError(
                 self.path, f"page {self.index + 1} cannot be rendered ({err})"
@@ -203,7 +209,9 @@ def _render_in_process(
     for index in range(doc.page_count):
         try:
             if not keep_images and not spec.inspects_pixels:
-                yield measure_page(doc, index, spec), None
+                info = measure_page(doc, index, spec)
+                trim_cache(index + 1)
+                yield info, None
                 continue
             pix, info = render_page(doc, index, spec)
             image = None
@@ -213,6 +221,7 @@ def _render_in_process(
             del pix
         except MUPDF_ERRORS as err:
             raise CorruptFileError(path, f"page {index + 1} cannot be rendered ({err})") from err
+        trim_cache(index + 1)
         yield info, image
 
 
@@ -241,7 +250,7 @@ def iter_pdf_pages(
     if config.workers > 0 and config.prefetch > 0:
         from mmrag.pipeline.ingest.pdf_pool import PdfRenderPool
 
-        pool = PdfRenderPool(config.workers, config.prefetch, config.worker_start_method)
+        pool = PdfRenderPool(config.workers, start_method=config.worker_start_method)
     try:
         yield from pdf_items(path, config, window=window, pool=pool)
     finally:

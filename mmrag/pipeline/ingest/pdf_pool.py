@@ -87,11 +87,14 @@ class PdfRenderPool:
         ...         print(info.index, image.size)
     """
 
-    def __init__(self, workers: int, in_flight: int = 8, start_method: str | None = None) -> None:
+    def __init__(
+        self, workers: int, in_flight: int | None = None, start_method: str | None = None
+    ) -> None:
         if workers < 1:
             raise ValueError(f"a render pool needs at least one worker, got {workers}")
         self.workers = workers
-        self.in_flight = max(in_flight, 2 * workers)
+        # Enough queued pages to keep every worker busy while the parent converts one.
+        self.in_flight = max(in_flight or 3 * workers, workers + 1)
         self.start_method = start_method or default_start_method()
         self._procs: list[tuple[Any, Connection]] = []
         self._slots: list[shared_memory.SharedMemory] = []

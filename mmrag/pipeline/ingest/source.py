@@ -164,9 +164,7 @@ def iter_items(
                 ):
                     from mmrag.pipeline.ingest.pdf_pool import PdfRenderPool
 
-                    pool = PdfRenderPool(
-                        config.workers, config.prefetch, config.worker_start_method
-                    )
+                    pool = PdfRenderPool(config.workers, start_method=config.worker_start_method)
                 try:
                     yield from iter_source(source, config, window=window, pool=pool)
                 except IngestError as err:

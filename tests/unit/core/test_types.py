@@ -116,6 +116,9 @@ def test_citations_name_page_and_video_second():
         timestamp_s=83.4,
     )
     assert frame.citation() == "t.mp4 @ 1:23.4"
+    gif = Item(source="a.gif", source_sha256=SHA, modality="image", frame_index=0)
+    assert gif.citation() == "a.gif frame 0"
+    assert Item(source="b.png", source_sha256=SHA, modality="image").citation() == "b.png"
 
 
 def test_embedding_requires_exactly_one_form():

@@ -217,3 +217,16 @@ def test_streaming_holds_a_bounded_number_of_pages(tmp_path: Path) -> None:
         loaded.append(item)
         held_while_loading.append(sum(i.image_loader.ready for i in loaded))
     assert max(held_while_loading) == 0  # no Item keeps pixels once its image was taken
+
+
+def test_mupdf_cache_is_trimmed_while_streaming(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mmrag.pipeline.ingest import pdf_render
+
+    calls = []
+    monkeypatch.setattr(pdf_render._mupdf, "fz_empty_store", lambda: calls.append(1))
+    path = media.make_pdf(tmp_path / "long.pdf", pages=2 * pdf_render.CACHE_TRIM_PAGES + 1)
+    for item in iter_pdf_pages(path, IngestConfig(dpi=18)):
+        item.load_image()
+    assert len(calls) == 2  # decoded pictures of earlier pages do not pile up in MuPDF's store
