@@ -6,6 +6,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mmrag.pipeline.ingest.errors import (
     EmptyFileError,
@@ -45,6 +46,27 @@ class FileStamp:
                 "the file changed on disk after it was ingested, so this page/frame may no "
                 "longer match the indexed item; ingest the file again",
             )
+
+
+class SlottedLoader:
+    """Base of the per-item image loaders: picklable slot state (loaders cross into worker
+    processes) and a check that the file has not changed since its Items were made."""
+
+    __slots__ = ()
+    path: str
+    stamp: FileStamp | None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
+    def verify(self) -> None:
+        """Raise ``SourceChangedError`` if the file changed since it was first read."""
+        if self.stamp is not None:
+            self.stamp.verify(self.path)
 
 
 def check_file(path: str | os.PathLike[str]) -> int:

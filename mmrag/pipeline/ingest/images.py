@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from mmrag.pipeline.ingest._files import FileStamp, check_file, file_sha256
+from mmrag.pipeline.ingest._files import FileStamp, SlottedLoader, check_file, file_sha256
 from mmrag.pipeline.ingest._prefetch import PrefetchWindow
 from mmrag.pipeline.ingest.errors import (
     CorruptFileError,
@@ -223,7 +223,7 @@ def _decode_error(path: str, frame: int | None, err: Exception) -> CorruptFileEr
     return CorruptFileError(path, f"{where} cannot be decoded ({err})")
 
 
-class ImageFrameLoader:
+class ImageFrameLoader(SlottedLoader):
     """Decodes one image (or one frame of it) from the file on demand (picklable).
 
     Example:
@@ -247,19 +247,11 @@ class ImageFrameLoader:
         self.max_pixels = max_pixels
         self.stamp = stamp
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        for name, value in state.items():
-            setattr(self, name, value)
-
     def __repr__(self) -> str:
         return f"ImageFrameLoader({self.path!r}, frame={self.frame}, max_side={self.max_side})"
 
     def __call__(self) -> Image.Image:
-        if self.stamp is not None:
-            self.stamp.verify(self.path)
+        self.verify()
         with _open(self.path, self.max_pixels) as image:
             try:
                 if self.frame:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import pymupdf
 from PIL import Image
 
-from mmrag.pipeline.ingest._files import FileStamp, check_file, file_sha256
+from mmrag.pipeline.ingest._files import FileStamp, SlottedLoader, check_file, file_sha256
 from mmrag.pipeline.ingest._prefetch import PrefetchWindow
 from mmrag.pipeline.ingest.errors import (
     CorruptFileError,
@@ -142,7 +142,7 @@ def open_pdf(
     return doc
 
 
-class PdfPageLoader:
+class PdfPageLoader(SlottedLoader):
     """Renders one page from the file on demand, as an RGB PIL image (picklable).
 
     This is what an Item's ``load_image()`` falls back to once its prefetched image is gone. It
@@ -172,19 +172,11 @@ class PdfPageLoader:
         self.password = password
         self.stamp = stamp
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        for name, value in state.items():
-            setattr(self, name, value)
-
     def __repr__(self) -> str:
         return f"PdfPageLoader({self.path!r}, page={self.index + 1}, zoom={self.zoom!r})"
 
     def __call__(self) -> Image.Image:
-        if self.stamp is not None:
-            self.stamp.verify(self.path)
+        self.verify()
         doc = open_pdf(self.path, self.password, recover_truncated=True, quiet=True)
         try:
             pix = rasterize(page_display_list(doc, self.index), self.zoom)

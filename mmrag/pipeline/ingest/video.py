@@ -38,7 +38,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from mmrag.pipeline.ingest._files import FileStamp, check_file, file_sha256
+from mmrag.pipeline.ingest._files import FileStamp, SlottedLoader, check_file, file_sha256
 from mmrag.pipeline.ingest._prefetch import PrefetchWindow
 from mmrag.pipeline.ingest.errors import (
     CorruptFileError,
@@ -134,7 +134,7 @@ def _thumbnail(frame: Any) -> np.ndarray:
     return small.to_ndarray().astype(np.int16)  # (18, 32, 3)
 
 
-class VideoFrameLoader:
+class VideoFrameLoader(SlottedLoader):
     """Decodes one video frame from the file on demand (picklable): seek, then decode forward.
 
     ``pts`` is the frame's presentation timestamp in its stream's time base; without one the
@@ -165,19 +165,11 @@ class VideoFrameLoader:
         self.rotation = rotation
         self.stamp = stamp
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        for name, value in state.items():
-            setattr(self, name, value)
-
     def __repr__(self) -> str:
         return f"VideoFrameLoader({self.path!r}, frame={self.frame_index})"
 
     def __call__(self) -> Image.Image:
-        if self.stamp is not None:
-            self.stamp.verify(self.path)
+        self.verify()
         with _open(self.path) as container:
             stream = container.streams[self.stream]
             try:
