@@ -163,7 +163,15 @@ class Pooler:
 
     def _muvera_for(self, dim: int) -> Any:
         if dim not in self._muvera:
-            from fastembed.postprocess import Muvera
+            try:
+                from fastembed.postprocess import Muvera
+            except ImportError as error:
+                from mmrag.errors import MissingDependencyError
+
+                raise MissingDependencyError(
+                    "the 'muvera' pooling view uses fastembed's Muvera, which is not installed: "
+                    "pip install 'mmrag[muvera]'"
+                ) from error
 
             m = self.config.muvera
             self._muvera[dim] = Muvera(

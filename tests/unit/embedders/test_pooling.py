@@ -156,3 +156,13 @@ def test_pooler_produces_configured_views_reproducibly(page):
 def test_grid_views_need_a_grid(page):
     with pytest.raises(ValueError, match="needs the patch grid"):
         Pooler().view("rows", page, None)
+
+
+def test_muvera_without_fastembed_names_the_extra(page, monkeypatch):
+    import sys
+
+    from mmrag.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "fastembed.postprocess", None)  # as if not installed
+    with pytest.raises(MissingDependencyError, match=r"pip install 'mmrag\[muvera\]'"):
+        Pooler(PoolingConfig(views=["muvera"])).document_views(page, (ROWS, COLS))
