@@ -30,6 +30,7 @@ import numpy as np
 from mmrag.connectors._base import BaseStore, EngineQuery
 from mmrag.connectors.store import (
     FILTER_FIELDS,
+    RRF_K,
     CollectionSchema,
     Point,
     QueryNode,
@@ -54,7 +55,6 @@ __all__ = ["ServerStore"]
 logger = logging.getLogger(__name__)
 
 METADATA_KEY = "mmrag"
-RRF_K = 60
 
 
 def _models() -> Any:

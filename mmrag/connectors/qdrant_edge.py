@@ -33,6 +33,7 @@ import numpy as np
 from mmrag.connectors._base import BaseStore, EngineQuery
 from mmrag.connectors.store import (
     FILTER_FIELDS,
+    RRF_K,
     CollectionSchema,
     Point,
     QueryNode,
@@ -53,7 +54,6 @@ logger = logging.getLogger(__name__)
 
 SCHEMA_FILE = "mmrag.json"
 SHARD_DIR = "shard"
-RRF_K = 60
 
 
 def _edge() -> Any:

@@ -68,6 +68,9 @@ __all__ = [
 #: Bumped when the layout of stored collections changes incompatibly.
 SCHEMA_VERSION = 1
 
+#: The k of reciprocal-rank fusion, 1 / (k + rank), on every backend (the usual 60).
+RRF_K = 60
+
 #: HNSW graph of the pooled multivector views (``rows``, ``tiles`` …): denser than the default.
 MULTI_HNSW_M = 32
 MULTI_EF_CONSTRUCT = 200
