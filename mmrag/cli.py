@@ -25,6 +25,7 @@ import typer
 
 if TYPE_CHECKING:
     from mmrag.config import PipelineConfig
+    from mmrag.types import IndexReport
 
 __all__ = ["EX_UNAVAILABLE", "app", "main"]
 
@@ -110,7 +111,7 @@ def index(
     ] = False,
 ) -> None:
     """Index PDFs, images and videos into the store (resumable; bad files are reported)."""
-    from mmrag.types import IndexReport
+    from mmrag.types import IndexReport as Report
 
     cfg = load_config(config)
     if dry_run:
@@ -120,21 +121,26 @@ def index(
 
         with _pipeline(cfg) as pipe, tqdm(unit=" items", desc="indexing", leave=False) as bar:
             result = _guard(lambda: pipe.index(paths, force=force, on_progress=bar.update))
-    assert isinstance(result, IndexReport)
+    assert isinstance(result, Report)
     for failure in result.failed:
         typer.secho(f"FAILED {failure.source}: {failure.reason}", err=True, fg=typer.colors.RED)
-    prefix = "dry run: " if dry_run else ""
-    typer.echo(f"{prefix}{result.summary()} from {result.sources} sources")
+    if dry_run:
+        typer.echo(
+            f"dry run: {result.indexed} items readable, {len(result.failed)} failed, "
+            f"from {result.sources} sources (nothing was stored)"
+        )
+    else:
+        typer.echo(f"{result.summary()} from {result.sources} sources")
     if report is not None:
         report.write_text(result.to_json(), encoding="utf-8")
     raise typer.Exit(0 if result.ok else 1)
 
 
-def _dry_run(paths: list[str], cfg: PipelineConfig) -> Any:
+def _dry_run(paths: list[str], cfg: PipelineConfig) -> IndexReport:
     from mmrag.pipeline.ingest import iter_items
-    from mmrag.types import IndexReport
+    from mmrag.types import IndexReport as Report
 
-    result = IndexReport()
+    result = Report()
     seen: set[str] = set()
     for item in iter_items(paths, cfg.ingest, report=result):
         seen.add(item.source)

@@ -67,6 +67,7 @@ def test_dry_run_lists_items_without_a_store(sample_dir, tmp_path, monkeypatch):
     result = runner.invoke(app, ["index", str(sample_dir), "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "p.1" in result.output and "video_frame" in result.output
+    assert "items readable" in result.output and "nothing was stored" in result.output
     assert not (tmp_path / "mmrag_index").exists()
 
 
