@@ -98,26 +98,63 @@ def prefetch(inputs: Iterable[T], load: Callable[[T], R], ahead: int) -> Iterato
     """``load(x)`` for each input, in order, computed in one background thread up to ``ahead``
     inputs before they are consumed (bounded memory). An error is raised at its input's turn.
 
+    The producer thread both advances ``inputs`` and calls ``load``, so a source that is not
+    thread-safe (an ingest stream rendering PDF pages with PyMuPDF) is only ever used from one
+    thread; the consumer only receives results.
+
     Example:
         >>> from mmrag.embedders.base import prefetch
         >>> list(prefetch(range(5), lambda x: x * x, ahead=2))
         [0, 1, 4, 9, 16]
     """
-    from collections import deque
-    from concurrent.futures import Future, ThreadPoolExecutor
+    import queue
+    import threading
 
-    pending: deque[Future[R]] = deque()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmrag-prefetch") as pool:
+    if ahead < 1:
+        raise ValueError(f"ahead must be >= 1, got {ahead}")
+    results: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=ahead)
+    stop = threading.Event()
+    done = (True, _END)
+
+    def put(entry: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                results.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
         try:
             for value in inputs:
-                pending.append(pool.submit(load, value))
-                if len(pending) > ahead:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
+                try:
+                    entry: tuple[bool, Any] = (True, load(value))
+                except BaseException as error:  # re-raised in the consumer, at its turn
+                    entry = (False, error)
+                if not put(entry) or not entry[0]:
+                    return
+        except BaseException as error:  # the input iterator itself failed
+            put((False, error))
+            return
+        put(done)
+
+    thread = threading.Thread(target=produce, name="mmrag-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, value = results.get()
+            if value is _END:
+                return
+            if not ok:
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join()
+
+
+_END = object()
 
 
 class ModelEmbedder(ABC):

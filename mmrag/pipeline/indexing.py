@@ -97,8 +97,6 @@ def index_items(
     keyed by point id, for rerankers, generators and the web page. ``on_progress(n)`` is called
     with the number of items handled after each batch.
     """
-    from mmrag.embedders.base import prefetch
-
     started = time.perf_counter()
     report = report if report is not None else IndexReport()
     schema = store.schema
@@ -110,7 +108,7 @@ def index_items(
     for batch in iter_batches(bound, size):
         todo = batch if force else _missing(batch, store)
         report.skipped += len(batch) - len(todo)
-        loaded = list(prefetch(todo, _load, ahead=len(todo)))
+        loaded = [_load(item) for item in todo]
         good: list[tuple[Item, Image.Image]] = []
         for item, result in zip(todo, loaded, strict=True):
             if isinstance(result, BaseException):

@@ -118,3 +118,32 @@ def test_prefetch_loads_in_a_background_thread_within_the_window():
     assert len(started) <= 1 + 3 + 1  # consumed + window + the one that triggered the yield
     assert threads == {next(iter(threads))} and "mmrag-prefetch" in next(iter(threads))
     assert list(stream) == list(range(1, 100))
+
+
+def test_prefetch_advances_the_source_and_loads_in_the_same_thread():
+    import threading
+
+    from mmrag.embedders.base import prefetch
+
+    threads: set[str] = set()
+
+    def source():
+        for i in range(20):
+            threads.add(threading.current_thread().name)
+            yield i
+
+    def load(x):
+        threads.add(threading.current_thread().name)
+        return x
+
+    assert list(prefetch(source(), load, ahead=3)) == list(range(20))
+    assert threads == {"mmrag-prefetch"}  # the source never runs beside a load
+
+
+def test_prefetch_stops_its_thread_when_the_consumer_stops_early():
+    from mmrag.embedders.base import prefetch
+
+    stream = prefetch(iter(range(10_000)), lambda x: x, ahead=2)
+    assert next(stream) == 0
+    stream.close()  # joins the producer thread; must not hang
+    assert not [t for t in __import__("threading").enumerate() if t.name == "mmrag-prefetch"]
