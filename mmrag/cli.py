@@ -4,7 +4,8 @@ Every subcommand is a thin shell over the Python API (one code path). Heavy libr
 inside the commands, so ``mmrag --help`` starts fast.
 
 Exit codes: 0 success; 1 the job ran but some inputs failed; 2 usage or configuration error;
-69 (EX_UNAVAILABLE) the feature is not part of this build yet.
+69 (EX_UNAVAILABLE) the feature is not part of this build yet; 75 (EX_TEMPFAIL) an indexing job
+stopped part-way (the store was unreachable): run it again to resume.
 
 Example:
     $ mmrag info
@@ -27,9 +28,11 @@ if TYPE_CHECKING:
     from mmrag.config import PipelineConfig
     from mmrag.types import IndexReport
 
-__all__ = ["EX_UNAVAILABLE", "app", "main"]
+__all__ = ["EX_TEMPFAIL", "EX_UNAVAILABLE", "app", "main"]
 
 EX_UNAVAILABLE = 69
+#: EX_TEMPFAIL: the indexing job stopped part-way (e.g. the store was unreachable); run it again.
+EX_TEMPFAIL = 75
 
 app = typer.Typer(
     name="mmrag",
@@ -109,18 +112,41 @@ def index(
     force: Annotated[
         bool, typer.Option("--force", help="Re-index what is already stored.")
     ] = False,
+    engine: Annotated[
+        str,
+        typer.Option("--engine", help="local (this machine) or ray (a Ray cluster)."),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="With --engine ray: the cluster to join ('auto', 'ray://head:10001'); "
+            "overrides ray.address. Default: $RAY_ADDRESS, else Ray started on this machine.",
+        ),
+    ] = None,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")
+    ] = True,
 ) -> None:
-    """Index PDFs, images and videos into the store (resumable; bad files are reported)."""
+    """Index PDFs, images and videos into the store (resumable; bad files are reported).
+
+    Running it again on the same inputs skips what is stored and finishes what is missing; a
+    changed file is re-indexed and its old points removed. Exit status 75 means the job
+    stopped (e.g. the store was unreachable): what was stored is kept; run it again to resume.
+    """
     from mmrag.types import IndexReport as Report
 
     cfg = load_config(config)
+    if engine not in ("local", "ray"):
+        _fail(f"--engine must be 'local' or 'ray', got {engine!r}")
+    if ray_address is not None:
+        if engine != "ray":
+            _fail("--ray-address is for --engine ray")
+        cfg.ray.address = ray_address
     if dry_run:
         result = _dry_run(paths, cfg)
     else:
-        from tqdm import tqdm
-
-        with _pipeline(cfg) as pipe, tqdm(unit=" items", desc="indexing", leave=False) as bar:
-            result = _guard(lambda: pipe.index(paths, force=force, on_progress=bar.update))
+        result = _index(paths, cfg, force=force, engine=engine, progress=progress, report=report)
     assert isinstance(result, Report)
     for failure in result.failed:
         typer.secho(f"FAILED {failure.source}: {failure.reason}", err=True, fg=typer.colors.RED)
@@ -130,10 +156,60 @@ def index(
             f"from {result.sources} sources (nothing was stored)"
         )
     else:
-        typer.echo(f"{result.summary()} from {result.sources} sources")
+        handled = result.indexed + result.skipped
+        rate = handled / result.duration_s if result.duration_s > 0 else 0.0
+        typer.echo(
+            f"{result.summary()} from {result.sources} sources in {result.duration_s:.1f} s "
+            f"({rate:.1f} pages/s)"
+        )
     if report is not None:
         report.write_text(result.to_json(), encoding="utf-8")
     raise typer.Exit(0 if result.ok else 1)
+
+
+def _index(
+    paths: list[str],
+    cfg: PipelineConfig,
+    *,
+    force: bool,
+    engine: str,
+    progress: bool,
+    report: Path | None,
+) -> IndexReport:
+    """Run the indexing job with a tqdm bar (pages, pages/s, ETA; files in the postfix)."""
+    from tqdm import tqdm
+
+    from mmrag.pipeline.indexing import IndexProgress, IndexStoppedError
+
+    bar = tqdm(
+        unit=" pages",
+        desc="indexing",
+        leave=False,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        disable=not progress,
+    )
+
+    def status(p: IndexProgress) -> None:
+        if p.pages_total is not None and p.pages_total != bar.total:
+            bar.total = p.pages_total
+        files = f"{p.files_done}/{p.files_total}" if p.files_total is not None else p.files_done
+        bar.set_postfix_str(f"files {files}, {p.failed} failed", refresh=False)
+
+    try:
+        with _pipeline(cfg) as pipe:
+            return _guard(
+                lambda: pipe.index(
+                    paths, force=force, on_progress=bar.update, on_status=status, engine=engine
+                )
+            )
+    except IndexStoppedError as exc:
+        bar.close()
+        if report is not None:
+            report.write_text(exc.report.to_json(), encoding="utf-8")
+        _fail(str(exc), EX_TEMPFAIL)
+    finally:
+        bar.close()
 
 
 def _dry_run(paths: list[str], cfg: PipelineConfig) -> IndexReport:
@@ -157,11 +233,18 @@ def _pipeline(cfg: PipelineConfig) -> Any:
 
 
 def _guard(job: Any) -> Any:
-    """Run ``job``; an mmrag error becomes a clear message and exit status 2."""
+    """Run ``job``; an mmrag error becomes a clear message and exit status 2, an unreachable
+    store exit status 75 (a stopped indexing job is left to the caller)."""
+    from mmrag.connectors.store import StoreUnavailableError
     from mmrag.errors import MmragError
+    from mmrag.pipeline.indexing import IndexStoppedError
 
     try:
         return job()
+    except IndexStoppedError:
+        raise
+    except StoreUnavailableError as exc:
+        _fail(str(exc), EX_TEMPFAIL)
     except MmragError as exc:
         _fail(str(exc))
 
@@ -212,11 +295,68 @@ def search(
 def ask(
     question: Annotated[str, typer.Argument(help="The question to answer.")],
     config: ConfigOption = None,
+    k: Annotated[
+        int | None,
+        typer.Option("--k", "-k", help="Pages / frames shown to the generator (default: config)."),
+    ] = None,
+    plan: Annotated[
+        str | None, typer.Option("--plan", help="Retrieval plan, e.g. 'global@200 -> full@10'.")
+    ] = None,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="Only these sources (repeatable).")
+    ] = None,
+    modality: Annotated[
+        list[str] | None,
+        typer.Option("--modality", help="Only pdf_page / image / video_frame (repeatable)."),
+    ] = None,
+    stream: Annotated[
+        bool, typer.Option("--stream/--no-stream", help="Print the answer as it is generated.")
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
 ) -> None:
     """Retrieve, rerank and generate an answer with citations to page and video second."""
-    load_config(config)
-    _unavailable("mmrag ask", "retrieval, rerankers and generators")
+    cfg = load_config(config)
+    if plan is not None:
+        from mmrag.errors import ConfigError
+        from mmrag.pipeline.plan import parse_plan
+
+        try:
+            parse_plan(plan)
+        except ConfigError as exc:
+            _fail(str(exc))
+    from mmrag.connectors.store import SearchFilter
+
+    where = SearchFilter.build(source=source or None, modality=modality or None)
+    streaming = stream and not as_json
+
+    def on_token(piece: str) -> None:
+        typer.echo(piece, nl=False)
+
+    with _pipeline(cfg) as pipe:
+        result = _guard(
+            lambda: pipe.ask(
+                question, k=k, plan=plan, filter=where, on_token=on_token if streaming else None
+            )
+        )
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    typer.echo("" if streaming else result.text)
+    print_sources(result)
+
+
+def print_sources(result: Any) -> None:
+    """The numbered sources of an Answer (cited ones starred), then the stage timings."""
+    cited = {hit.id for hit in result.citations}
+    typer.echo("\nSources (* cited):")
+    if not result.sources:
+        typer.echo("  none: the index has no matching pages")
+    for number, hit in enumerate(result.sources, 1):
+        stages = ", ".join(f"{name} {score:.3f}" for name, score in hit.stage_scores.items())
+        mark = "*" if hit.id in cited else " "
+        typer.echo(f" {mark}[{number}] {hit.citation()}  score {hit.score:.3f}  [{stages}]")
+    timings = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in result.timings.items())
+    typer.echo(f"Timings: {timings}")
 
 
 @app.command("eval")
@@ -248,10 +388,71 @@ def serve(
     config: ConfigOption = None,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key-env",
+            help="Require an API key (X-API-Key or Bearer): the name of the environment "
+            "variable that holds it. Default: no key.",
+        ),
+    ] = None,
+    max_upload_mb: Annotated[
+        float, typer.Option("--max-upload-mb", help="Largest request body (uploads), in MB.")
+    ] = 100.0,
+    allow_path: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--allow-path",
+            help="A server directory that POST /index/path may index (repeatable). "
+            "Default: none (only uploads).",
+            file_okay=False,
+        ),
+    ] = None,
+    upload_dir: Annotated[
+        Path | None,
+        typer.Option("--upload-dir", help="Where uploads are kept (default: <store>/uploads)."),
+    ] = None,
 ) -> None:
-    """Run the HTTP API (OpenAPI) and the document-QA web page."""
-    load_config(config)
-    _unavailable("mmrag serve", "the HTTP server")
+    """Run the HTTP API (OpenAPI at /docs) and the document-QA web page."""
+    cfg = load_config(config)
+    server = _guard(
+        lambda: serve_app(
+            cfg,
+            api_key_env=api_key_env,
+            max_upload_mb=max_upload_mb,
+            allowed_roots=allow_path or [],
+            upload_dir=upload_dir,
+        )
+    )
+    import uvicorn
+
+    shown = "localhost" if host in ("0.0.0.0", "::") else host
+    typer.echo(f"mmrag: serving http://{shown}:{port}/ (API docs: http://{shown}:{port}/docs)")
+    uvicorn.run(server, host=host, port=port, log_level="info")
+
+
+def serve_app(
+    cfg: PipelineConfig,
+    *,
+    api_key_env: str | None = None,
+    max_upload_mb: float = 100.0,
+    allowed_roots: list[Path] | None = None,
+    upload_dir: Path | None = None,
+) -> Any:
+    """The FastAPI app ``mmrag serve`` runs (also used by examples/doc_qa_app.py)."""
+    try:
+        from mmrag.connectors.server import create_app
+    except ImportError as exc:
+        _fail(str(exc))
+    from mmrag.auth import Secret
+
+    return create_app(
+        cfg,
+        api_key=Secret.from_env_var(api_key_env) if api_key_env else None,
+        max_upload_mb=max_upload_mb,
+        upload_dir=upload_dir,
+        allowed_roots=allowed_roots or [],
+    )
 
 
 @app.command()

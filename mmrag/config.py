@@ -1,8 +1,9 @@
 """One pydantic model for the whole pipeline, loaded from TOML / JSON / dict, overridden by env.
 
 Sections: ``[ingest]``, ``[embedder]``, ``[pooling]``, ``[store]``, ``[retrieval]``,
-``[reranker]``, ``[generator]``. Components (embedder, reranker, generator) are written as
-``{type, init_parameters}``; secrets as environment-variable references, never as values.
+``[reranker]``, ``[generator]``, ``[ray]``. Components (embedder, reranker, generator) are
+written as ``{type, init_parameters}``; secrets as environment-variable references, never as
+values.
 
 Environment variables prefixed ``MMRAG_`` override any value, with ``__`` between nested keys,
 e.g. ``MMRAG_STORE__URL=http://qdrant:6333`` or ``MMRAG_INGEST__DPI=200``. They take precedence
@@ -57,6 +58,7 @@ __all__ = [
     "IngestConfig",
     "PipelineConfig",
     "PoolingConfig",
+    "RayConfig",
     "RetrievalConfig",
     "SecretField",
     "StoreConfig",
@@ -78,6 +80,9 @@ SecretField = Annotated[
 #: Training-free pooling views of a multi-vector page (see ``mmrag/embedders/pooling.py``).
 PoolingView = Literal["global", "rows", "cols", "tiles", "smooth_rows", "hier", "muvera"]
 POOLING_VIEWS: tuple[str, ...] = get_args(PoolingView)
+
+#: The default answer model: a small VLM that reads page images and runs on a laptop CPU.
+DEFAULT_GENERATOR_MODEL = "HuggingFaceTB/SmolVLM-256M-Instruct"
 
 _REDACTED = {"type": "token", "value": "***"}
 _SECRET_KEY = re.compile(r"(api_?key|token|password|passwd|secret)$", re.IGNORECASE)
@@ -166,9 +171,31 @@ class StoreConfig(_Section):
     )
     prefer_grpc: bool = False
     timeout_s: float = Field(30.0, gt=0)
+    retries: int = Field(
+        5,
+        ge=0,
+        description="Server backend: retry a call that cannot reach the server this many times.",
+    )
+    retry_backoff_s: float = Field(
+        0.5,
+        gt=0,
+        description="Server backend: first wait between retries; doubles each time (max 30 s).",
+    )
     collection: str = Field("mmrag", pattern=r"^[A-Za-z0-9_\-]{1,128}$")
     assets: str | None = Field(
         None, description="fsspec URL of the page-image asset store (default: <path>/assets)."
+    )
+    shard_number: int | None = Field(
+        None,
+        ge=1,
+        description="Shards of a new collection on a Qdrant cluster (default: the server's, "
+        "one per node). Set when the collection is created; ignored by the embedded store.",
+    )
+    replication_factor: int | None = Field(
+        None,
+        ge=1,
+        description="Copies of each shard on a Qdrant cluster (2 or more survives losing a "
+        "node; default: the server's, 1). Set when the collection is created.",
     )
 
 
@@ -186,6 +213,56 @@ class RetrievalConfig(_Section):
     @classmethod
     def _valid_plan(cls, value: str) -> str:
         return str(parse_plan(value))
+
+
+class RayConfig(_Section):
+    """The ``[ray]`` section: how ``mmrag index --engine ray`` spreads the job over a Ray cluster.
+
+    Files are listed in one Ray task each, pages rendered in parallel tasks, embedded by a pool
+    of actors (each holding the model, with ``gpus_per_actor`` GPUs), and written to a Qdrant
+    server by parallel writers (each with its own client), or, for the embedded store, by the
+    driver. See :func:`mmrag.connectors.ray.index_with_ray`.
+
+    Example:
+        >>> from mmrag.config import PipelineConfig
+        >>> cfg = PipelineConfig.from_dict({"ray": {"address": "auto", "num_embed_actors": 4,
+        ...                                         "gpus_per_actor": 1}})
+        >>> cfg.ray.address, cfg.ray.num_embed_actors, cfg.ray.gpus_per_actor
+        ('auto', 4, 1.0)
+    """
+
+    address: str | None = Field(
+        None,
+        description="Ray cluster to join: 'auto' (the cluster this machine belongs to), "
+        "'ray://head:10001' (Ray Client), or a GCS address 'head:6379'. None: the cluster of "
+        "$RAY_ADDRESS if set, else a Ray instance started on this machine for the job.",
+    )
+    num_embed_actors: int = Field(
+        1, ge=1, description="Embedding actors, each holding one copy of the model."
+    )
+    gpus_per_actor: float = Field(
+        0.0, ge=0, description="GPUs per embedding actor (0: CPU; 0.5: two actors per GPU)."
+    )
+    cpus_per_actor: float = Field(1.0, gt=0, description="CPUs reserved per embedding actor.")
+    render_concurrency: int | None = Field(
+        None,
+        ge=1,
+        description="Most ingest tasks (listing a file, rendering a batch of pages) running at "
+        "once; None: as many as the cluster's CPUs allow.",
+    )
+    cpus_per_task: float = Field(
+        1.0, gt=0, description="CPUs reserved per ingest task (listing or rendering)."
+    )
+    batch_size: int = Field(
+        16, ge=1, description="Pages per batch passed between stages (render, embed, write)."
+    )
+    write_concurrency: int = Field(
+        2,
+        ge=1,
+        description="Parallel writers to a Qdrant server, each with its own client (the "
+        "embedded store is written by the driver alone).",
+    )
+    cpus_per_writer: float = Field(0.25, gt=0, description="CPUs reserved per writer.")
 
 
 class PipelineConfig(BaseSettings):
@@ -216,7 +293,13 @@ class PipelineConfig(BaseSettings):
     store: StoreConfig = Field(default_factory=StoreConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     reranker: RerankerSpec | None = None
-    generator: GeneratorSpec | None = None
+    generator: GeneratorSpec | None = Field(
+        default_factory=lambda: GeneratorSpec(
+            type="transformers", init_parameters={"model": DEFAULT_GENERATOR_MODEL}
+        ),
+        description="The answer generator (default: SmolVLM-256M-Instruct, a small local VLM).",
+    )
+    ray: RayConfig = Field(default_factory=RayConfig)
 
     @classmethod
     def settings_customise_sources(

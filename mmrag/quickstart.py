@@ -24,13 +24,17 @@ DEFAULT_QUESTION = "How much did ACME Solar's revenue grow in 2024?"
 
 BANNER = """\
 ========================================================================================
-  OFFLINE DEMO: {model} is not cached here and the Hugging Face hub cannot be reached.
-  Running the same pipeline on a tiny RANDOM model of the same architecture.
-  Its rankings are MEANINGLESS; every other stage (ingest, pooling, Qdrant, staged
-  retrieval, citations) is the real code path.
-  To use the real model:  huggingface-cli download {model}
-  or point the config at a local copy:  [embedder.init_parameters] model = "/path/to/it"
+  OFFLINE DEMO: these models are not cached here and the Hugging Face hub cannot be reached:
+{missing}
+  Running the same pipeline on tiny RANDOM models of the same architectures.
+  Their rankings and ANSWERS ARE MEANINGLESS; every other stage (ingest, pooling, Qdrant,
+  staged retrieval, reranking, generation, citations) is the real code path.
+  To use the real models:  huggingface-cli download <model>   (for each one above)
+  or point the config at local copies, e.g.  [generator.init_parameters] model = "/path"
 ========================================================================================"""
+
+#: quickstart role → (config section, tiny zoo model standing in for the default)
+_TINY = {"embedder": "colmodernvbert", "generator": "idefics3", "reranker": "monoqwen"}
 
 
 def find_sample_data() -> Path | None:
@@ -57,6 +61,42 @@ def model_available(model: str, timeout_s: float = 5.0) -> tuple[bool, str]:
     return True, "hub reachable (will download)"
 
 
+def _gpu_present() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _tiny_model(role: str, workdir: Path) -> Path:
+    """Build (once) the tiny random model standing in for ``role``'s default model."""
+    from mmrag.testing.zoo import build
+
+    root = workdir / "tiny-models"
+    if role == "reranker":  # a LoRA adapter on the tiny Qwen2-VL, as MonoQwen2-VL is
+        from mmrag.testing.rerankers import build_monoqwen_adapter
+
+        base = _tiny_model_named("qwen2vl", root, build)
+        adapter = root / "monoqwen"
+        if not (adapter / "adapter_config.json").is_file():
+            shutil.rmtree(adapter, ignore_errors=True)
+            build_monoqwen_adapter(base, adapter)
+        return adapter
+    return _tiny_model_named(_TINY[role], root, build)
+
+
+def _tiny_model_named(name: str, root: Path, build: Callable[[str, Path], Any]) -> Path:
+    folder = root / name
+    if not (folder / "mmrag_tiny.json").is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+        build(name, folder)
+    return folder
+
+
+def _printable(text: str) -> str:
+    """``text`` safe for a terminal (a random model emits control characters)."""
+    return "".join(c if c.isprintable() or c == "\n" else "\ufffd" for c in text)
+
+
 def run_quickstart(
     workdir: Path,
     *,
@@ -65,8 +105,8 @@ def run_quickstart(
     echo: Callable[[str], Any] = print,
     offline: bool | None = None,
 ) -> int:
-    """Run the quickstart; returns the process exit code."""
-    from mmrag.config import PipelineConfig
+    """Run the quickstart (index the sample, answer ``question``); returns the exit code."""
+    from mmrag.config import PipelineConfig, RerankerSpec
     from mmrag.pipeline.pipeline import Pipeline
 
     data = data or find_sample_data()
@@ -75,27 +115,41 @@ def run_quickstart(
         return 2
     workdir = workdir.expanduser().resolve()
     config = PipelineConfig()
-    model = str(config.embedder.init_parameters.get("model", ""))
-    available, why = (False, "--offline given") if offline else model_available(model)
+    assert config.generator is not None
+    config.generator.init_parameters = {
+        **config.generator.init_parameters,
+        "max_new_tokens": 128,
+        "max_images": 3,
+    }
+    if _gpu_present():  # the MLLM reranker is worth its cost on a GPU
+        config.reranker = RerankerSpec(type="monoqwen")
+    specs = {"embedder": config.embedder, "generator": config.generator}
+    if config.reranker is not None:
+        specs["reranker"] = config.reranker
+    defaults = {"reranker": "lightonai/MonoQwen2-VL-v0.1"}
     timings: dict[str, float] = {}
 
     echo(f"mmrag quickstart: sample data in {data}")
-    if available:
-        echo(f"embedder: {model} ({why})")
-        index_path = workdir / "index"
-    else:
-        echo(BANNER.format(model=model))
-        from mmrag.testing.zoo import build
-
+    missing: dict[str, str] = {}
+    for role, spec in specs.items():
+        model = str(spec.init_parameters.get("model", defaults.get(role, "")))
+        available, why = (False, "--offline given") if offline else model_available(model)
+        if available:
+            echo(f"{role}: {model} ({why})")
+        else:
+            missing[role] = model
+    tiny = bool(missing)
+    if tiny:
+        echo(BANNER.format(missing="\n".join(f"    {r:9s} {m}" for r, m in missing.items())))
         started = time.perf_counter()
-        tiny = workdir / "tiny-models" / config.embedder.type
-        if not (tiny / "mmrag_tiny.json").is_file():
-            shutil.rmtree(tiny, ignore_errors=True)
-            build(config.embedder.type, tiny)
-        timings["build tiny model"] = time.perf_counter() - started
-        config.embedder.init_parameters = {**config.embedder.init_parameters, "model": str(tiny)}
-        index_path = workdir / "index-tiny"
-        echo(f"embedder: tiny random {config.embedder.type} in {tiny}")
+        for role in missing:
+            folder = _tiny_model(role, workdir)
+            specs[role].init_parameters = {**specs[role].init_parameters, "model": str(folder)}
+            if role == "generator":
+                specs[role].init_parameters["max_new_tokens"] = 24
+            echo(f"{role}: tiny random stand-in in {folder}")
+        timings["build tiny models"] = time.perf_counter() - started
+    index_path = workdir / ("index-tiny" if "embedder" in missing else "index")
     config.store.path = str(index_path)
 
     with Pipeline(config) as pipe:
@@ -106,17 +160,21 @@ def run_quickstart(
         for failure in report.failed:
             echo(f"  FAILED {failure.source}: {failure.reason}")
 
-        started = time.perf_counter()
-        hits = pipe.search(question, k=5)
-        timings["search"] = time.perf_counter() - started
-        echo(f"\nQ: {question}\nplan: {pipe.plan()}")
-        for rank, hit in enumerate(hits, 1):
+        result = pipe.ask(question, k=3)
+        echo(
+            f"\nQ: {question}\nplan: {pipe.plan()}"
+            + (" -> monoqwen rerank" if pipe.reranker else "")
+        )
+        label = "A (tiny random generator: meaningless)" if "generator" in missing else "A"
+        echo(f"{label}: {_printable(result.text) or '(empty)'}")
+        cited = {hit.id for hit in result.citations}
+        echo("Sources (* cited):")
+        for number, hit in enumerate(result.sources, 1):
             stages = ", ".join(f"{k} {v:.2f}" for k, v in hit.stage_scores.items())
-            echo(f"  {rank}. {hit.citation():60s} score {hit.score:.2f}  ({stages})")
-
-    echo(
-        "\nAnswer generation (MLLM rerank → generate with citations) is not in this build yet; "
-        "the pages above are what the generator will read and cite."
-    )
-    echo("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+            mark = "*" if hit.id in cited else " "
+            echo(f" {mark}[{number}] {hit.citation():58s} score {hit.score:.2f}  ({stages})")
+    timings.update(result.timings)
+    echo("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
+    if tiny:
+        echo("(tiny random models were used: see the banner above for the real ones)")
     return 0 if report.ok else 1

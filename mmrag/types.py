@@ -292,6 +292,10 @@ class Hit:
 class Answer:
     """A generated answer with the hits it cites, token usage and per-stage timings (seconds).
 
+    ``sources`` are the hits the generator was shown, numbered from 1 in the prompt; the answer
+    cites them as ``[n]``, and ``citations`` are the ones it cited (all sources when it cited
+    none).
+
     Example:
         >>> from mmrag.types import Answer
         >>> Answer(text="42", timings={"retrieve": 0.01}).to_dict()["text"]
@@ -302,12 +306,15 @@ class Answer:
     citations: list[Hit] = field(default_factory=list)
     usage: Mapping[str, int] = field(default_factory=dict)
     timings: Mapping[str, float] = field(default_factory=dict)
+    #: the hits shown to the generator, in order: ``[n]`` in ``text`` is ``sources[n - 1]``
+    sources: list[Hit] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe view."""
         return {
             "text": self.text,
             "citations": [hit.to_dict() for hit in self.citations],
+            "sources": [hit.to_dict() for hit in self.sources],
             "usage": dict(self.usage),
             "timings": {k: float(v) for k, v in self.timings.items()},
         }

@@ -163,6 +163,16 @@ class BaseStore(abc.ABC):
         logger.info("deleted %d points of %s from %s", n, source, self._where())
         return n
 
+    def publish(self, source: str) -> int:
+        """Make the pending points of ``source`` visible to search; returns how many were
+        pending (see :data:`~mmrag.connectors.store.PENDING_FIELD`)."""
+        self._check_open()
+        with self._write_lock:
+            n = self._count_pending(source)
+            if n:
+                self._clear_pending(source)
+        return n
+
     def optimize(self) -> None:
         """Build the indexes (HNSW) of what was written; call after a large upsert."""
         self._check_open()
@@ -361,6 +371,12 @@ class BaseStore(abc.ABC):
 
     @abc.abstractmethod
     def _count(self, filter: SearchFilter | None) -> int: ...
+
+    @abc.abstractmethod
+    def _count_pending(self, source: str) -> int: ...
+
+    @abc.abstractmethod
+    def _clear_pending(self, source: str) -> None: ...
 
     @abc.abstractmethod
     def _sources(self) -> list[str]: ...

@@ -6,6 +6,13 @@ The collection schema (embedder id, pooling settings) lives in the collection's 
 (Qdrant 1.16 or newer). Writes are serialised with a lock (harmless on a server; required by
 local mode, which loses points under concurrent writes); in local mode reads take the lock too.
 
+A call that fails because the server cannot be reached (connection refused or reset, timeout,
+HTTP 408 / 429 / 502 / 503 / 504, gRPC UNAVAILABLE) is retried with exponential backoff
+(:class:`RetryPolicy`; ``store.retries`` and ``store.retry_backoff_s`` in the config). Every
+call retried is idempotent (upserts and deletes by deterministic id). When the retries run out,
+:class:`~mmrag.connectors.store.StoreUnavailableError` names the URL, the operation and the
+last error.
+
 Example:
     >>> import numpy as np
     >>> from mmrag.connectors.qdrant import ServerStore
@@ -22,14 +29,18 @@ Example:
 from __future__ import annotations
 
 import logging
+import random
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from mmrag.connectors._base import BaseStore, EngineQuery
 from mmrag.connectors.store import (
     FILTER_FIELDS,
+    PENDING_FIELD,
     RRF_K,
     CollectionSchema,
     Point,
@@ -40,6 +51,7 @@ from mmrag.connectors.store import (
     SearchFilter,
     SparseVector,
     StoreError,
+    StoreUnavailableError,
     VectorSpec,
 )
 from mmrag.errors import MissingDependencyError
@@ -50,11 +62,101 @@ if TYPE_CHECKING:
     from mmrag.auth import Secret
     from mmrag.config import StoreConfig
 
-__all__ = ["ServerStore"]
+__all__ = ["RetryPolicy", "ServerStore"]
 
 logger = logging.getLogger(__name__)
 
 METADATA_KEY = "mmrag"
+
+#: The longest wait between two retries, in seconds.
+MAX_BACKOFF_S = 30.0
+
+#: HTTP statuses that mean "try again later" (timeouts, rate limits, gateway and load errors).
+_TRANSIENT_STATUS = frozenset({408, 429, 502, 503, 504})
+
+T = TypeVar("T")
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for errors of reaching the server (worth retrying), False for the server's answer
+    to a bad request (retrying would fail the same way)."""
+    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+    if isinstance(error, UnexpectedResponse):
+        return error.status_code in _TRANSIENT_STATUS
+    if isinstance(error, ResponseHandlingException | ConnectionError | TimeoutError):
+        return True
+    try:
+        import httpx
+
+        if isinstance(error, httpx.TransportError):
+            return True
+    except ImportError:  # pragma: no cover - a dependency of qdrant-client
+        pass
+    code = getattr(error, "code", None)
+    if callable(code) and type(error).__module__.startswith("grpc"):
+        try:
+            name = getattr(code(), "name", "")
+        except Exception:  # pragma: no cover - a gRPC error without a status
+            return False
+        return name in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")
+    return False
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retry calls that fail to reach the server: ``retries`` more attempts, waiting about
+    ``backoff_s``, then twice as long each time (with jitter, at most :data:`MAX_BACKOFF_S`).
+
+    Example:
+        >>> from mmrag.connectors.qdrant import RetryPolicy
+        >>> policy = RetryPolicy(retries=2, backoff_s=0.01)
+        >>> policy.call("ping", lambda: "pong", where="http://localhost:6333")
+        'pong'
+    """
+
+    retries: int = 5
+    backoff_s: float = 0.5
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based): half of the exponential
+        step for sure, the other half at random (so many clients do not retry in lockstep)."""
+        step = min(self.backoff_s * 2**attempt, MAX_BACKOFF_S)
+        return step / 2 + random.uniform(0, step / 2)
+
+    def call(self, what: str, fn: Callable[..., T], *args: Any, where: str, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)``, retried on transient errors; ``what`` and ``where`` name
+        the operation and the server in the log and in the final error."""
+        started = time.monotonic()
+        for attempt in range(self.retries + 1):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                if attempt == self.retries:
+                    elapsed = time.monotonic() - started
+                    raise StoreUnavailableError(
+                        f"Qdrant at {where} is unreachable: {what} failed {attempt + 1} times "
+                        f"over {elapsed:.1f} s (last error: {type(error).__name__}: {error}). "
+                        "Nothing already written is lost. Check that the server is running "
+                        "(e.g. `docker compose up qdrant`) and that store.url is right, then try "
+                        "again; an indexing job resumes where it stopped."
+                    ) from error
+                pause = self.delay(attempt)
+                logger.warning(
+                    "Qdrant at %s: %s failed (%s: %s); retry %d of %d in %.2f s",
+                    where,
+                    what,
+                    type(error).__name__,
+                    error,
+                    attempt + 1,
+                    self.retries,
+                    pause,
+                    extra={"url": where, "operation": what, "retry": attempt + 1, "delay_s": pause},
+                )
+                time.sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _models() -> Any:
@@ -91,12 +193,19 @@ class ServerStore(BaseStore):
         recreate: bool = False,
         location: str | None = None,
         owns_client: bool = False,
+        retry: RetryPolicy | None = None,
+        shard_number: int | None = None,
+        replication_factor: int | None = None,
     ) -> None:
         local = type(getattr(client, "_client", None)).__name__ == "QdrantLocal"
         super().__init__(collection, location or _describe(client), lock_reads=local)
         self._client = client
+        # Cluster layout of a collection this store creates (None: the server's default).
+        self._shard_number = shard_number
+        self._replication_factor = replication_factor
         self._local = local
         self._owns_client = owns_client
+        self._retry = retry if retry is not None else RetryPolicy()
         self._m = _models()
         try:
             self._open(schema, recreate)
@@ -118,8 +227,19 @@ class ServerStore(BaseStore):
         location: str | None = None,
         path: str | None = None,
         recreate: bool = False,
+        retries: int = 5,
+        retry_backoff_s: float = 0.5,
+        shard_number: int | None = None,
+        replication_factor: int | None = None,
     ) -> ServerStore:
-        """Connect to ``url`` (or local mode: ``location=":memory:"`` or ``path=folder``)."""
+        """Connect to ``url`` (or local mode: ``location=":memory:"`` or ``path=folder``).
+
+        ``shard_number`` and ``replication_factor`` lay out a collection created on a Qdrant
+        cluster (``None``: the server's defaults); an existing collection keeps its layout.
+
+        A call that cannot reach the server is retried ``retries`` times with exponential
+        backoff starting at ``retry_backoff_s`` (see :class:`RetryPolicy`).
+        """
         from qdrant_client import QdrantClient
 
         key = api_key.resolve_value() if hasattr(api_key, "resolve_value") else api_key
@@ -134,13 +254,24 @@ class ServerStore(BaseStore):
         else:
             client = QdrantClient(location=location or ":memory:")
             where = f"{location or ':memory:'} (qdrant-client local mode)"
-        return cls(client, collection, schema, recreate=recreate, location=where, owns_client=True)
+        return cls(
+            client,
+            collection,
+            schema,
+            recreate=recreate,
+            location=where,
+            owns_client=True,
+            retry=RetryPolicy(retries, retry_backoff_s),
+            shard_number=shard_number,
+            replication_factor=replication_factor,
+        )
 
     @classmethod
     def from_config(
         cls, config: StoreConfig, schema: CollectionSchema | None = None, *, recreate: bool = False
     ) -> ServerStore:
-        """Connect as ``[store]`` says (``url``, ``api_key``, ``prefer_grpc``, ``timeout_s``)."""
+        """Connect as ``[store]`` says (``url``, ``api_key``, ``prefer_grpc``, ``timeout_s``,
+        ``retries``, ``retry_backoff_s``)."""
         if not config.url:
             raise StoreError(
                 "store.backend = 'server' needs store.url, e.g. http://localhost:6333 "
@@ -155,14 +286,24 @@ class ServerStore(BaseStore):
             prefer_grpc=config.prefer_grpc,
             timeout_s=config.timeout_s,
             recreate=recreate,
+            retries=config.retries,
+            retry_backoff_s=config.retry_backoff_s,
+            shard_number=config.shard_number,
+            replication_factor=config.replication_factor,
         )
+
+    def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` with this store's retry policy."""
+        return self._retry.call(what, fn, *args, where=self._location, **kwargs)
 
     # -- opening ---------------------------------------------------------------------------------
 
     def _open(self, schema: CollectionSchema | None, recreate: bool) -> None:
         client = self._client
         try:
-            exists = client.collection_exists(self._name)
+            exists = self._call("opening the collection", client.collection_exists, self._name)
+        except StoreUnavailableError:
+            raise
         except Exception as exc:
             raise StoreError(f"cannot reach Qdrant at {self._location}: {exc}") from exc
         if exists and recreate:
@@ -191,7 +332,8 @@ class ServerStore(BaseStore):
         logger.info("created %s for %s", self._where(), schema.embedder_id)
 
     def _stored_schema_or_none(self) -> CollectionSchema | None:
-        metadata = self._client.get_collection(self._name).config.metadata or {}
+        info = self._call("reading the collection", self._client.get_collection, self._name)
+        metadata = info.config.metadata or {}
         data = metadata.get(METADATA_KEY)
         return CollectionSchema.from_dict(data) if data else None
 
@@ -217,6 +359,8 @@ class ServerStore(BaseStore):
             vectors_config=dense,
             sparse_vectors_config=sparse or None,
             metadata={METADATA_KEY: schema.to_dict()},
+            shard_number=self._shard_number,
+            replication_factor=self._replication_factor,
         )
         if not self._local:  # local mode has no payload indexes (and warns about them)
             types = {"keyword": m.PayloadSchemaType.KEYWORD, "integer": m.PayloadSchemaType.INTEGER}
@@ -246,10 +390,12 @@ class ServerStore(BaseStore):
 
     # -- translation -------------------------------------------------------------------------------
 
-    def _filter(self, filter: SearchFilter | None) -> Any:
-        if filter is None or filter.is_empty:
-            return None
+    def _filter(self, filter: SearchFilter | None, *, searchable: bool = False) -> Any:
+        """The client filter; ``searchable`` also leaves out pending points (for queries)."""
         m = self._m
+        hidden = [m.FieldCondition(key=PENDING_FIELD, match=m.MatchValue(value=1))]
+        if filter is None or filter.is_empty:
+            return m.Filter(must_not=hidden) if searchable else None
         must: list[Any] = []
         for key, values in (("source", filter.sources), ("modality", filter.modalities)):
             if len(values) == 1:
@@ -263,7 +409,7 @@ class ServerStore(BaseStore):
             must.append(m.FieldCondition(key=f"metadata.{key}", match=m.MatchValue(value=value)))
         if filter.ids:
             must.append(m.HasIdCondition(has_id=list(filter.ids)))
-        return m.Filter(must=must)
+        return m.Filter(must=must, must_not=hidden if searchable else None)
 
     def _vector(self, value: QueryVector) -> Any:
         if isinstance(value, SparseVector):
@@ -302,7 +448,7 @@ class ServerStore(BaseStore):
     def _request(self, request: EngineQuery) -> Any:
         m = self._m
         root = request.root
-        server_filter = self._filter(request.filter)
+        server_filter = self._filter(request.filter, searchable=True)
         children = [self._prefetch(c, request, server_filter) for c in root.children]
         if root.is_fusion:
             query, using = m.RrfQuery(rrf=m.Rrf(k=RRF_K)), None
@@ -332,26 +478,57 @@ class ServerStore(BaseStore):
             )
             for p in points
         ]
-        self._client.upsert(self._name, points=structs, wait=True)
+        self._call(
+            f"upsert of {len(structs)} points", self._client.upsert, self._name, structs, wait=True
+        )
 
     def _delete_ids(self, ids: list[str]) -> None:
         m = self._m
-        self._client.delete(self._name, points_selector=m.PointIdsList(points=ids), wait=True)
+        selector = m.PointIdsList(points=ids)
+        self._call(f"delete of {len(ids)} points", self._client.delete, self._name, selector)
 
     def _delete_filter(self, filter: SearchFilter) -> None:
         selector = self._m.FilterSelector(filter=self._filter(filter))
-        self._client.delete(self._name, points_selector=selector, wait=True)
+        self._call("delete by filter", self._client.delete, self._name, selector)
 
     def _count(self, filter: SearchFilter | None) -> int:
-        return int(
-            self._client.count(self._name, count_filter=self._filter(filter), exact=True).count
+        result = self._call(
+            "count", self._client.count, self._name, count_filter=self._filter(filter), exact=True
+        )
+        return int(result.count)
+
+    def _pending_filter(self, source: str) -> Any:
+        m = self._m
+        return m.Filter(
+            must=[
+                m.FieldCondition(key="source", match=m.MatchValue(value=source)),
+                m.FieldCondition(key=PENDING_FIELD, match=m.MatchValue(value=1)),
+            ]
+        )
+
+    def _count_pending(self, source: str) -> int:
+        where = self._pending_filter(source)
+        result = self._call("count", self._client.count, self._name, count_filter=where, exact=True)
+        return int(result.count)
+
+    def _clear_pending(self, source: str) -> None:
+        selector = self._m.FilterSelector(filter=self._pending_filter(source))
+        self._call(
+            f"publishing {source}",
+            self._client.delete_payload,
+            self._name,
+            keys=[PENDING_FIELD],
+            points=selector,
+            wait=True,
         )
 
     def _sources(self) -> list[str]:
         total = self._count(None)
         if total == 0:
             return []
-        response = self._client.facet(self._name, key="source", limit=total, exact=True)
+        response = self._call(
+            "listing sources", self._client.facet, self._name, key="source", limit=total, exact=True
+        )
         return [str(hit.value) for hit in response.hits if hit.count > 0]
 
     def _record(self, raw: Any) -> Record:
@@ -365,15 +542,22 @@ class ServerStore(BaseStore):
         return Record(id=str(raw.id), payload=dict(raw.payload or {}), vectors=vectors)
 
     def _retrieve(self, ids: list[str], with_vectors: bool) -> list[Record]:
-        raw = self._client.retrieve(
-            self._name, ids=ids, with_payload=True, with_vectors=bool(with_vectors)
+        raw = self._call(
+            f"retrieve of {len(ids)} points",
+            self._client.retrieve,
+            self._name,
+            ids=ids,
+            with_payload=True,
+            with_vectors=bool(with_vectors),
         )
         return [self._record(r) for r in raw]
 
     def _scroll(
         self, filter: SearchFilter | None, limit: int, offset: str | None, with_vectors: bool
     ) -> tuple[list[Record], str | None]:
-        raw, next_offset = self._client.scroll(
+        raw, next_offset = self._call(
+            "scroll",
+            self._client.scroll,
             self._name,
             scroll_filter=self._filter(filter),
             limit=limit,
@@ -385,7 +569,9 @@ class ServerStore(BaseStore):
 
     def _run(self, requests: list[EngineQuery]) -> list[list[ScoredRecord]]:
         server_requests = [self._request(spec) for spec in requests]
-        responses = self._client.query_batch_points(self._name, requests=server_requests)
+        responses = self._call(
+            "query", self._client.query_batch_points, self._name, requests=server_requests
+        )
         return [
             [ScoredRecord(str(p.id), float(p.score), dict(p.payload or {})) for p in r.points]
             for r in responses
@@ -397,7 +583,7 @@ class ServerStore(BaseStore):
             return
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
-            status = self._client.get_collection(self._name).status
+            status = self._call("optimize", self._client.get_collection, self._name).status
             if str(getattr(status, "value", status)).lower() == "green":
                 return
             time.sleep(0.5)

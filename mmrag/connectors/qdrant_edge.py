@@ -33,6 +33,7 @@ import numpy as np
 from mmrag.connectors._base import BaseStore, EngineQuery
 from mmrag.connectors.store import (
     FILTER_FIELDS,
+    PENDING_FIELD,
     RRF_K,
     CollectionSchema,
     Point,
@@ -209,10 +210,12 @@ class EmbeddedStore(BaseStore):
 
     # -- translation -------------------------------------------------------------------------------
 
-    def _filter(self, filter: SearchFilter | None) -> Any:
-        if filter is None or filter.is_empty:
-            return None
+    def _filter(self, filter: SearchFilter | None, *, searchable: bool = False) -> Any:
+        """The engine filter; ``searchable`` also leaves out pending points (for queries)."""
         e = self._edge
+        hidden = [e.FieldCondition(key=PENDING_FIELD, match=e.MatchValue(1))]
+        if filter is None or filter.is_empty:
+            return e.Filter(must_not=hidden) if searchable else None
         must: list[Any] = []
         for key, values in (("source", filter.sources), ("modality", filter.modalities)):
             if len(values) == 1:
@@ -226,7 +229,7 @@ class EmbeddedStore(BaseStore):
             must.append(e.FieldCondition(key=f"metadata.{key}", match=e.MatchValue(value)))
         if filter.ids:
             must.append(e.HasIdCondition(point_ids=set(filter.ids)))
-        return e.Filter(must=must)
+        return e.Filter(must=must, must_not=hidden if searchable else None)
 
     def _vector(self, value: QueryVector) -> Any:
         if isinstance(value, SparseVector):
@@ -268,7 +271,7 @@ class EmbeddedStore(BaseStore):
         return e.Query.Nearest(vector, using=node.using), prefetches
 
     def _request(self, request: EngineQuery) -> Any:
-        edge_filter = self._filter(request.filter)
+        edge_filter = self._filter(request.filter, searchable=True)
         query, prefetches = self._node(request.root, request, edge_filter)
         return self._edge.QueryRequest(
             limit=request.root.limit,
@@ -296,6 +299,25 @@ class EmbeddedStore(BaseStore):
         return int(
             self._shard.count(self._edge.CountRequest(exact=True, filter=self._filter(filter)))
         )
+
+    def _pending_filter(self, source: str) -> Any:
+        e = self._edge
+        return e.Filter(
+            must=[
+                e.FieldCondition(key="source", match=e.MatchValue(source)),
+                e.FieldCondition(key=PENDING_FIELD, match=e.MatchValue(1)),
+            ]
+        )
+
+    def _count_pending(self, source: str) -> int:
+        request = self._edge.CountRequest(exact=True, filter=self._pending_filter(source))
+        return int(self._shard.count(request))
+
+    def _clear_pending(self, source: str) -> None:
+        operation = self._edge.UpdateOperation.delete_payload_by_filter(
+            self._pending_filter(source), [PENDING_FIELD]
+        )
+        self._shard.update(operation)
 
     def _sources(self) -> list[str]:
         total = self._count(None)

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FILTER_FIELDS",
+    "PENDING_FIELD",
     "SCHEMA_VERSION",
     "CollectionInfo",
     "CollectionMismatchError",
@@ -60,6 +61,7 @@ __all__ = [
     "SparseVector",
     "StoreError",
     "StoreLockedError",
+    "StoreUnavailableError",
     "VectorSpec",
     "VectorStore",
     "plan_tree",
@@ -75,12 +77,20 @@ RRF_K = 60
 MULTI_HNSW_M = 32
 MULTI_EF_CONSTRUCT = 200
 
+#: Payload flag (value ``1``) of points an indexing job has written for a document it has not
+#: finished yet. Queries never return such points; the job removes the flag
+#: (:meth:`VectorStore.publish`) once the document's last item is stored, so a half-indexed
+#: document is never visible to search. (An integer, not a bool: Qdrant Edge's ``MatchValue``
+#: takes ``True`` for the integer 1.)
+PENDING_FIELD = "mmrag_pending"
+
 #: Payload fields that get a payload index (and can be filtered on cheaply), with their type.
 FILTER_FIELDS: Mapping[str, str] = {
     "source": "keyword",
     "source_sha256": "keyword",
     "modality": "keyword",
     "page": "integer",
+    PENDING_FIELD: "integer",
 }
 
 #: Pooling parameters that change each view's vectors (the rest are irrelevant to it).
@@ -98,6 +108,10 @@ class StoreError(MmragError):
 
 class StoreLockedError(StoreError):
     """The embedded store's folder is already open (by another process or another store)."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store's server could not be reached, even after retrying with backoff."""
 
 
 class CollectionMismatchError(StoreError, ConfigError):
@@ -552,7 +566,8 @@ class VectorStore(Protocol):
 
     Writes are safe from several threads of one process. ``query`` runs a whole retrieval
     plan as one engine query (nested prefetch); ``score`` gives exact scores of chosen points
-    on chosen vectors (used to record every stage's score of the final hits).
+    on chosen vectors (used to record every stage's score of the final hits). Neither returns
+    points flagged :data:`PENDING_FIELD` (documents an indexing job has not finished).
 
     Example:
         >>> from mmrag.connectors import open_store           # doctest: +SKIP
@@ -582,6 +597,11 @@ class VectorStore(Protocol):
 
     def delete_source(self, source: str) -> int:
         """Delete every point of ``source``; returns how many were deleted."""
+        ...
+
+    def publish(self, source: str) -> int:
+        """Make the pending points of ``source`` (see :data:`PENDING_FIELD`) visible to search;
+        returns how many were pending."""
         ...
 
     def sources(self) -> list[str]:

@@ -20,18 +20,21 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mmrag.config import PipelineConfig
-from mmrag.types import Hit, IndexReport
+from mmrag.types import Answer, Hit, IndexReport
 
 if TYPE_CHECKING:
     from mmrag.connectors.assets import AssetStore
     from mmrag.connectors.store import CollectionSchema, SearchFilter, VectorStore
     from mmrag.embedders.base import ModelEmbedder, QueryLike
     from mmrag.embedders.pooling import Pooler
+    from mmrag.generators.base import Generator
     from mmrag.pipeline.evaluate import EvalReport
+    from mmrag.pipeline.indexing import IndexProgress
     from mmrag.pipeline.plan import Plan
+    from mmrag.rerankers.base import Reranker
 
 __all__ = ["Pipeline"]
 
@@ -54,9 +57,13 @@ class Pipeline:
         config: PipelineConfig | None = None,
         *,
         embedder: ModelEmbedder | None = None,
+        reranker: Reranker | None = None,
+        generator: Generator | None = None,
     ) -> None:
         self.config = config if config is not None else PipelineConfig()
         self._embedder = embedder
+        self._reranker = reranker
+        self._generator = generator
         self._store: VectorStore | None = None
         self._assets: AssetStore | None = None
         self._pooler: Pooler | None = None
@@ -76,6 +83,20 @@ class Pipeline:
         if self._embedder is None:
             self._embedder = self.config.embedder.build()
         return self._embedder
+
+    @property
+    def reranker(self) -> Reranker | None:
+        """The configured reranker, or ``None`` (constructed on first use; loads lazily)."""
+        if self._reranker is None and self.config.reranker is not None:
+            self._reranker = self.config.reranker.build()
+        return self._reranker
+
+    @property
+    def generator(self) -> Generator | None:
+        """The configured answer generator, or ``None`` (constructed on first use)."""
+        if self._generator is None and self.config.generator is not None:
+            self._generator = self.config.generator.build()
+        return self._generator
 
     @property
     def pooler(self) -> Pooler | None:
@@ -135,31 +156,42 @@ class Pipeline:
         *,
         force: bool = False,
         on_progress: Callable[[int], None] | None = None,
+        on_status: Callable[[IndexProgress], None] | None = None,
+        engine: str = "local",
     ) -> IndexReport:
-        """Index files, directories and globs; returns what was indexed, skipped and failed."""
-        from mmrag.pipeline.indexing import index_items
-        from mmrag.pipeline.ingest import iter_items
+        """Index files, directories and globs; returns what was indexed, skipped and failed.
 
-        report = IndexReport()
-        seen: set[str] = set()
+        A resumable job (see :mod:`mmrag.pipeline.indexing`): stored items are skipped, a
+        changed file replaces its old points, and ``force`` re-indexes everything.
+        ``on_progress(n)`` gets the number of items handled since its last call;
+        ``on_status(progress)`` an :class:`~mmrag.pipeline.indexing.IndexProgress` (files,
+        pages, pages/s, ETA). ``engine="ray"`` runs the job on a Ray cluster
+        (:func:`mmrag.connectors.ray.index_with_ray`). A store that stays unreachable raises
+        :class:`~mmrag.pipeline.indexing.IndexStoppedError` (run the job again to resume).
+        """
+        if engine == "ray":
+            from mmrag.connectors.ray import index_with_ray
 
-        def counted() -> Iterable[Any]:
-            for item in iter_items(list(sources), self.config.ingest, report=report):
-                seen.add(item.source)
-                yield item
+            return index_with_ray(
+                self, sources, force=force, report=IndexReport(), on_progress=on_progress
+            )
+        if engine != "local":
+            from mmrag.errors import ConfigError
 
-        index_items(
-            counted(),
+            raise ConfigError(f"unknown indexing engine {engine!r}; use 'local' or 'ray'")
+        from mmrag.pipeline.indexing import index_sources
+
+        return index_sources(
+            sources,
             embedder=self.embedder,
             store=self.store,
             pooler=self.pooler,
             assets=self.assets,
-            report=report,
+            ingest=self.config.ingest,
             force=force,
             on_progress=on_progress,
+            on_status=on_status,
         )
-        report.sources = len(seen | {f.source for f in report.failed})
-        return report
 
     def search(
         self,
@@ -168,22 +200,34 @@ class Pipeline:
         k: int | None = None,
         plan: str | None = None,
         filter: SearchFilter | None = None,
+        rerank: bool = True,
     ) -> list[Hit]:
-        """The best ``k`` pages / frames for a query (text, an image, or both)."""
-        from mmrag.embedders.base import Query
-        from mmrag.pipeline.retrieval import Retriever
+        """The best ``k`` pages / frames for a query (text, an image, or both).
 
-        coerced = Query.coerce(query)
-        (embedding,) = self.embedder.embed_queries([coerced])
-        retriever = Retriever(
-            self.store,
-            self.plan(plan),
-            top_k=k or self.config.retrieval.top_k,
-            pooler=self.pooler,
-            assets=self.assets,
-            hnsw_ef=self.config.retrieval.hnsw_ef,
-        )
-        return retriever.search(embedding, text=coerced.text, filter=filter)
+        With a reranker configured (and ``rerank``), the plan's candidates are reranked and the
+        best ``k`` kept; each hit's ``stage_scores`` holds every stage's score.
+        """
+        from mmrag.pipeline.rag import retrieve
+
+        return retrieve(self, query, k=k, plan=plan, filter=filter, rerank=rerank).hits
+
+    def ask(
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        plan: str | None = None,
+        filter: SearchFilter | None = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> Answer:
+        """Answer ``question`` from the index: retrieve → rerank → generate.
+
+        The answer cites the pages / video seconds it used (``Answer.citations``) and carries
+        per-stage ``timings``; ``on_token`` receives the text as it is generated.
+        """
+        from mmrag.pipeline.rag import answer
+
+        return answer(self, question, k=k, plan=plan, filter=filter, on_token=on_token)
 
     def evaluate(
         self,

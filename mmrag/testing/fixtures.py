@@ -87,3 +87,19 @@ def tiny_llava_next(tiny_models_dir: Path) -> Path:
 def tiny_open_clip(tiny_models_dir: Path) -> Path:
     """Tiny ``open_clip.CLIP``; load with ``"local-dir:" + str(path)``."""
     return _model_dir(tiny_models_dir, "open_clip")
+
+
+@pytest.fixture(scope="session")
+def tiny_monoqwen(tiny_qwen2vl: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LoRA adapter on the tiny Qwen2-VL in MonoQwen2-VL's layout (peft-saved)."""
+    from mmrag.testing.rerankers import build_monoqwen_adapter
+
+    return build_monoqwen_adapter(tiny_qwen2vl, tmp_path_factory.mktemp("tiny_monoqwen"))
+
+
+@pytest.fixture(scope="session")
+def tiny_score_head(tiny_qwen2vl: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A jina-reranker-m0-layout checkpoint (4.x keys, ``score.0`` / ``score.2`` head)."""
+    from mmrag.testing.rerankers import build_score_head_checkpoint
+
+    return build_score_head_checkpoint(tiny_qwen2vl, tmp_path_factory.mktemp("tiny_score_head"))

@@ -1,4 +1,4 @@
-"""The `mmrag` command: subcommands listed, unavailable features exit non-zero, info works."""
+"""The `mmrag` command: subcommands listed, serve wired to the HTTP app, info works."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from mmrag.cli import EX_UNAVAILABLE, app
+from mmrag.cli import app
 
 pytestmark = pytest.mark.unit
 
@@ -32,16 +32,41 @@ def test_each_subcommand_documents_itself(name):
     assert len(result.output.strip().splitlines()) > 3
 
 
-@pytest.mark.parametrize(
-    "args",
-    [["ask", "what grew?"], ["serve"]],
-)
-def test_unlanded_features_exit_non_zero_and_say_so(args, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_serve_builds_the_app_from_its_options_and_runs_uvicorn(tmp_path, monkeypatch):
+    import uvicorn
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
+    monkeypatch.setenv("MY_SERVE_KEY", "k3y")
+    (tmp_path / "mmrag.toml").write_text(f'[store]\npath = "{tmp_path / "idx"}"\n')
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    args = ["serve", "--config", str(tmp_path / "mmrag.toml"), "--port", "8123"]
+    args += ["--api-key-env", "MY_SERVE_KEY", "--max-upload-mb", "5", "--allow-path", str(docs)]
     result = runner.invoke(app, args)
-    assert result.exit_code == EX_UNAVAILABLE
-    assert "not available in this build" in result.output
-    assert list(tmp_path.iterdir()) == []  # nothing was written
+    assert result.exit_code == 0, result.output
+    assert "http://127.0.0.1:8123/" in result.output
+    assert (served["host"], served["port"]) == ("127.0.0.1", 8123)
+    service = served["app"].state.service  # nothing is loaded until the server starts
+    assert service.api_key == "k3y"
+    assert service.max_upload_bytes == 5 * 2**20
+    assert service.allowed_roots == [docs.resolve()]
+    assert service.upload_dir == (tmp_path / "idx" / "uploads").resolve()
+    assert not (tmp_path / "idx").exists()
+
+
+def test_serve_refuses_a_missing_key_variable_and_a_missing_root(tmp_path, monkeypatch):
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: pytest.fail("must not start"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NO_SUCH_KEY_VAR", raising=False)
+    result = runner.invoke(app, ["serve", "--api-key-env", "NO_SUCH_KEY_VAR"])
+    assert result.exit_code == 2
+    assert "NO_SUCH_KEY_VAR" in result.output
+    result = runner.invoke(app, ["serve", "--allow-path", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2
+    assert "nowhere" in result.output
 
 
 def test_bad_plan_on_the_command_line_is_a_usage_error():

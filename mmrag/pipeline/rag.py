@@ -1,0 +1,121 @@
+"""Retrieval-augmented answering: retrieve (plan) → rerank → generate, timed per stage.
+
+:class:`~mmrag.pipeline.pipeline.Pipeline` calls these; they are the one code path of
+``Pipeline.search`` / ``Pipeline.ask``, ``mmrag search`` / ``mmrag ask`` and the HTTP API.
+
+With a reranker configured, retrieval returns the plan's last-stage candidates (e.g. 10 for
+``… -> full@10``) and the reranker keeps the best ``k``; without one, retrieval returns ``k``.
+
+Example:
+    >>> from mmrag.pipeline.pipeline import Pipeline                       # doctest: +SKIP
+    >>> rag = Pipeline.from_config("mmrag.toml")                           # doctest: +SKIP
+    >>> answer = rag.ask("How much did revenue grow in 2024?")             # doctest: +SKIP
+    >>> print(answer.text)                                                 # doctest: +SKIP
+    Revenue grew 12% [1].
+    >>> [hit.citation() for hit in answer.citations]                       # doctest: +SKIP
+    ['acme_solar_annual_report_2024.pdf p.2 (label 1)']
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from mmrag.errors import ConfigError
+from mmrag.types import Answer, Hit
+
+if TYPE_CHECKING:
+    from mmrag.connectors.store import SearchFilter
+    from mmrag.embedders.base import QueryLike
+    from mmrag.pipeline.pipeline import Pipeline
+
+__all__ = ["Retrieved", "answer", "retrieve"]
+
+
+@dataclass
+class Retrieved:
+    """Hits for a query and the seconds each stage took (``retrieve``, ``rerank``)."""
+
+    hits: list[Hit]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def retrieve(
+    pipeline: Pipeline,
+    query: QueryLike,
+    *,
+    k: int | None = None,
+    plan: str | None = None,
+    filter: SearchFilter | None = None,
+    rerank: bool = True,
+) -> Retrieved:
+    """Embed the query, run the retrieval plan, then the pipeline's reranker (if any)."""
+    from mmrag.embedders.base import Query
+    from mmrag.pipeline.retrieval import Retriever
+    from mmrag.rerankers.base import RerankContext
+
+    k = k or pipeline.config.retrieval.top_k
+    reranker = pipeline.reranker if rerank else None
+    coerced = Query.coerce(query)
+    start = time.perf_counter()
+    (embedding,) = pipeline.embedder.embed_queries([coerced])
+    retriever = Retriever(
+        pipeline.store,
+        pipeline.plan(plan),
+        top_k=None if reranker is not None else k,
+        pooler=pipeline.pooler,
+        assets=pipeline.assets,
+        hnsw_ef=pipeline.config.retrieval.hnsw_ef,
+    )
+    hits = retriever.search(embedding, text=coerced.text, filter=filter)
+    timings = {"retrieve": time.perf_counter() - start}
+    if reranker is not None:
+        start = time.perf_counter()
+        context = RerankContext(query_embedding=embedding, store=pipeline.store)
+        hits = reranker.rerank(coerced, hits, top_n=k, context=context)
+        timings["rerank"] = time.perf_counter() - start
+    return Retrieved(hits=hits[:k], timings=timings)
+
+
+def answer(
+    pipeline: Pipeline,
+    question: str,
+    *,
+    k: int | None = None,
+    plan: str | None = None,
+    filter: SearchFilter | None = None,
+    on_token: Callable[[str], None] | None = None,
+) -> Answer:
+    """Answer ``question`` from the index: retrieve → rerank → generate, with citations.
+
+    ``Answer.timings`` has ``retrieve``, ``rerank`` (0 without a reranker), ``generate`` and
+    ``total`` in seconds.
+    """
+    if not question or not question.strip():
+        raise ConfigError("the question is empty")
+    generator = pipeline.generator
+    if generator is None:
+        raise ConfigError(
+            "no generator is configured: add a [generator] section, e.g. type = "
+            '"transformers", init_parameters = { model = "HuggingFaceTB/SmolVLM-256M-Instruct" }'
+        )
+    start = time.perf_counter()
+    retrieved = retrieve(pipeline, question, k=k, plan=plan, filter=filter)
+    generated_at = time.perf_counter()
+    result = generator.generate(question, retrieved.hits, on_token=on_token)
+    end = time.perf_counter()
+    timings = {
+        "retrieve": retrieved.timings["retrieve"],
+        "rerank": retrieved.timings.get("rerank", 0.0),
+        "generate": end - generated_at,
+        "total": end - start,
+    }
+    return Answer(
+        text=result.text,
+        citations=result.citations,
+        usage=result.usage,
+        timings=timings,
+        sources=result.sources,
+    )
