@@ -34,6 +34,8 @@ _EXPORTS = {
     "IngestError": "mmrag.errors",
     "MmragError": "mmrag.errors",
     "parse_plan": "mmrag.pipeline.plan",
+    "Pipeline": "mmrag.pipeline.pipeline",
+    "MmragRetriever": "mmrag.connectors.langchain",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -41,7 +43,9 @@ __all__ = ["__version__", *_EXPORTS]
 if TYPE_CHECKING:
     from mmrag.auth import Secret
     from mmrag.config import PipelineConfig
+    from mmrag.connectors.langchain import MmragRetriever
     from mmrag.errors import ConfigError, FeatureNotAvailableError, IngestError, MmragError
+    from mmrag.pipeline.pipeline import Pipeline
     from mmrag.pipeline.plan import parse_plan
     from mmrag.types import Answer, Embedding, Hit, IndexReport, Item, Modality
 

@@ -1,9 +1,10 @@
-"""``mmrag quickstart``: index the bundled examples and search them for a question.
+"""``mmrag quickstart``: index the bundled examples, answer a question about them with citations.
 
 It runs the same pipeline a user configures (ingest → embed → pool → embedded Qdrant → staged
-retrieval), with the default small real model when it is cached or the Hugging Face hub can be
-reached. Otherwise it says so plainly, shows how to get the model, and runs on a tiny random model
-of the same architecture under a banner that its rankings are meaningless. It never downloads
+retrieval → MLLM rerank on a GPU → VLM answer citing page and video second), with the default
+small real models when they are cached or the Hugging Face hub can be reached. Otherwise it says
+so plainly, shows how to get the models, and runs on tiny random models of the same
+architectures under a banner that their rankings and answers are meaningless. It never downloads
 behind the user's back without saying so, and never fakes a result.
 
 Example:
@@ -16,9 +17,18 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["DEFAULT_QUESTION", "find_sample_data", "model_available", "run_quickstart"]
+if TYPE_CHECKING:
+    from mmrag.config import PipelineConfig
+
+__all__ = [
+    "DEFAULT_QUESTION",
+    "demo_config",
+    "find_sample_data",
+    "model_available",
+    "run_quickstart",
+]
 
 DEFAULT_QUESTION = "How much did ACME Solar's revenue grow in 2024?"
 
@@ -97,22 +107,26 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() or c == "\n" else "\ufffd" for c in text)
 
 
-def run_quickstart(
+def demo_config(
     workdir: Path,
     *,
-    data: Path | None = None,
-    question: str = DEFAULT_QUESTION,
-    echo: Callable[[str], Any] = print,
     offline: bool | None = None,
-) -> int:
-    """Run the quickstart (index the sample, answer ``question``); returns the exit code."""
-    from mmrag.config import PipelineConfig, RerankerSpec
-    from mmrag.pipeline.pipeline import Pipeline
+    echo: Callable[[str], Any] = print,
+) -> tuple[PipelineConfig, dict[str, str]]:
+    """The quickstart's pipeline config, with tiny random stand-ins for unreachable models.
 
-    data = data or find_sample_data()
-    if data is None or not data.is_dir():
-        echo("mmrag quickstart: no sample data found; pass --data FOLDER (any PDFs/images/videos)")
-        return 2
+    The default small real models (a ColPali-family embedder, a SmolVLM generator, and the
+    MonoQwen2-VL reranker when a GPU is present) are used when cached or downloadable;
+    each one that is not (or every one, with ``offline=True``) is replaced by a tiny random
+    model of the same architecture built under ``workdir``, and a banner saying so is echoed.
+    Returns the config (store under ``workdir``) and ``{role: real model}`` of the stand-ins.
+
+    Example:
+        >>> from mmrag.quickstart import demo_config                   # doctest: +SKIP
+        >>> config, stand_ins = demo_config(Path("/tmp/demo"))          # doctest: +SKIP
+    """
+    from mmrag.config import PipelineConfig, RerankerSpec
+
     workdir = workdir.expanduser().resolve()
     config = PipelineConfig()
     assert config.generator is not None
@@ -127,30 +141,50 @@ def run_quickstart(
     if config.reranker is not None:
         specs["reranker"] = config.reranker
     defaults = {"reranker": "lightonai/MonoQwen2-VL-v0.1"}
-    timings: dict[str, float] = {}
 
-    echo(f"mmrag quickstart: sample data in {data}")
     missing: dict[str, str] = {}
     for role, spec in specs.items():
         model = str(spec.init_parameters.get("model", defaults.get(role, "")))
-        available, why = (False, "--offline given") if offline else model_available(model)
+        available, why = (False, "offline") if offline else model_available(model)
         if available:
             echo(f"{role}: {model} ({why})")
         else:
             missing[role] = model
-    tiny = bool(missing)
-    if tiny:
+    if missing:
         echo(BANNER.format(missing="\n".join(f"    {r:9s} {m}" for r, m in missing.items())))
-        started = time.perf_counter()
         for role in missing:
             folder = _tiny_model(role, workdir)
             specs[role].init_parameters = {**specs[role].init_parameters, "model": str(folder)}
             if role == "generator":
                 specs[role].init_parameters["max_new_tokens"] = 24
             echo(f"{role}: tiny random stand-in in {folder}")
+    config.store.path = str(workdir / ("index-tiny" if "embedder" in missing else "index"))
+    return config, missing
+
+
+def run_quickstart(
+    workdir: Path,
+    *,
+    data: Path | None = None,
+    question: str = DEFAULT_QUESTION,
+    echo: Callable[[str], Any] = print,
+    offline: bool | None = None,
+) -> int:
+    """Run the quickstart (index the sample, answer ``question``); returns the exit code."""
+    from mmrag.pipeline.pipeline import Pipeline
+
+    data = data or find_sample_data()
+    if data is None or not data.is_dir():
+        echo("mmrag quickstart: no sample data found; pass --data FOLDER (any PDFs/images/videos)")
+        return 2
+    echo(f"mmrag quickstart: sample data in {data}")
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    config, missing = demo_config(workdir, offline=offline, echo=echo)
+    if missing:
         timings["build tiny models"] = time.perf_counter() - started
-    index_path = workdir / ("index-tiny" if "embedder" in missing else "index")
-    config.store.path = str(index_path)
+    tiny = bool(missing)
+    index_path = config.store.path
 
     with Pipeline(config) as pipe:
         started = time.perf_counter()
