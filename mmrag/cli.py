@@ -4,8 +4,8 @@ Every subcommand is a thin shell over the Python API (one code path). Heavy libr
 inside the commands, so ``mmrag --help`` starts fast.
 
 Exit codes: 0 success; 1 the job ran but some inputs failed; 2 usage or configuration error;
-69 (EX_UNAVAILABLE) the feature is not part of this build yet; 75 (EX_TEMPFAIL) an indexing job
-stopped part-way (the store was unreachable): run it again to resume.
+69 (EX_UNAVAILABLE) an optional dependency or feature is not installed; 75 (EX_TEMPFAIL) an
+indexing job stopped part-way (the store was unreachable): run it again to resume.
 
 Example:
     $ mmrag info
@@ -60,14 +60,6 @@ ConfigOption = Annotated[
 def _fail(message: str, code: int = 2) -> NoReturn:
     typer.secho(f"mmrag: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
-
-
-def _unavailable(command: str, needs: str) -> NoReturn:
-    _fail(
-        f"`{command}` is not available in this build of mmrag yet: it needs {needs}, "
-        "which has not landed. Nothing was done.",
-        EX_UNAVAILABLE,
-    )
 
 
 def load_config(path: Path | None) -> PipelineConfig:
@@ -236,7 +228,7 @@ def _guard(job: Any) -> Any:
     """Run ``job``; an mmrag error becomes a clear message and exit status 2, an unreachable
     store exit status 75 (a stopped indexing job is left to the caller)."""
     from mmrag.connectors.store import StoreUnavailableError
-    from mmrag.errors import MmragError
+    from mmrag.errors import FeatureNotAvailableError, MissingDependencyError, MmragError
     from mmrag.pipeline.indexing import IndexStoppedError
 
     try:
@@ -245,6 +237,8 @@ def _guard(job: Any) -> Any:
         raise
     except StoreUnavailableError as exc:
         _fail(str(exc), EX_TEMPFAIL)
+    except (FeatureNotAvailableError, MissingDependencyError) as exc:
+        _fail(str(exc), EX_UNAVAILABLE)
     except MmragError as exc:
         _fail(str(exc))
 

@@ -408,8 +408,7 @@ class _Service:
             store = pipe.store
             if pipe.config.store.backend == "embedded" and not isinstance(store, _LockedStore):
                 # One in-process shard: serialise its calls. (A Qdrant server needs no lock.)
-                # The Pipeline offers no hook for a wrapped store; it reads `_store` only.
-                pipe._store = _LockedStore(store, self.store_lock)  # type: ignore[assignment]
+                pipe.wrap_store(lambda inner: _LockedStore(inner, self.store_lock))  # type: ignore[arg-type,return-value]
             for component in (pipe.embedder, pipe.reranker):  # searches use both
                 loader = getattr(component, "load", None)
                 if callable(loader):

@@ -125,6 +125,12 @@ class Pipeline:
             self._store = open_store(self.config.store, self.schema())
         return self._store
 
+    def wrap_store(self, wrapper: Callable[[VectorStore], VectorStore]) -> VectorStore:
+        """Replace the (opened) store by ``wrapper(store)``, e.g. a lock or a metrics proxy that
+        every later call of this pipeline goes through; returns the wrapped store."""
+        self._store = wrapper(self.store)
+        return self._store
+
     @property
     def assets(self) -> AssetStore:
         """The page-image asset store."""
