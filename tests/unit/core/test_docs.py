@@ -29,12 +29,16 @@ def test_readme_starts_with_the_two_commands():
     assert "make test" in ci
 
 
-def test_readme_toml_example_is_a_valid_config(monkeypatch):
+def test_readme_toml_examples_are_valid_configs(monkeypatch):
     monkeypatch.delenv("MMRAG_STORE__BACKEND", raising=False)
-    (toml,) = _blocks("toml")
-    cfg = PipelineConfig.from_toml_string(toml)
+    (main,) = [b for b in _blocks("toml") if "[store]" in b]
+    (components,) = [b for b in _blocks("toml") if "[reranker]" in b]
+    cfg = PipelineConfig.from_toml_string(main)
     assert cfg.store.backend == "server"
     assert cfg.retrieval.plan == "global@200 -> rows@50 -> full@10"
+    cfg = PipelineConfig.from_toml_string(components)
+    assert cfg.reranker is not None and cfg.reranker.build().stage == "monoqwen"
+    assert cfg.generator is not None and cfg.generator.build().settings.max_images == 4
 
 
 def test_readme_error_example_matches_the_real_message():
@@ -56,6 +60,15 @@ def test_readme_error_example_matches_the_real_message():
         "mmrag.device",
         "mmrag.errors",
         "mmrag.info",
+        "mmrag.hf",
+        "mmrag.rerankers",
+        "mmrag.rerankers.base",
+        "mmrag.rerankers.maxsim",
+        "mmrag.rerankers.mllm",
+        "mmrag.generators",
+        "mmrag.generators.base",
+        "mmrag.generators.transformers_vlm",
+        "mmrag.generators.langchain",
     ],
 )
 def test_module_doctests(module, monkeypatch):
