@@ -1,9 +1,9 @@
-"""Shared lazy-loading machinery of the Hugging Face-backed rerankers and generators.
+"""Shared lazy-loading machinery of the Hugging Face-backed stages (embedders, rerankers,
+generators).
 
 A component is built cheaply from plain parameters (model id, revision, device, dtype); its
-weights load on first use or an explicit :meth:`HFComponent.load`. The embedders have their own,
-richer base (:class:`mmrag.embedders.base.ModelEmbedder`); this one is the part they share with
-the other model-backed stages.
+weights load on first use or an explicit :meth:`HFComponent.load`.
+:class:`mmrag.embedders.base.ModelEmbedder` builds on it with batching and the embedding API.
 
 Example:
     >>> from mmrag.rerankers.mllm import MonoQwenReranker

@@ -13,10 +13,12 @@ Example:
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
+
+from mmrag.hf import HFComponent
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -157,7 +159,7 @@ def prefetch(inputs: Iterable[T], load: Callable[[T], R], ahead: int) -> Iterato
 _END = object()
 
 
-class ModelEmbedder(ABC):
+class ModelEmbedder(HFComponent):
     """Shared machinery of the model-backed embedders (one subclass per family).
 
     Constructors are cheap and take plain, serialisable parameters; the model loads on first use
@@ -185,34 +187,27 @@ class ModelEmbedder(ABC):
         trust_remote_code: bool = False,
         local_files_only: bool | None = None,
     ) -> None:
-        self.model = model
-        self.revision = revision
-        self.device = device
-        self.dtype = dtype
+        super().__init__(
+            model,
+            revision=revision,
+            device=device,
+            dtype=dtype,
+            trust_remote_code=trust_remote_code,
+            local_files_only=local_files_only,
+        )
         self.batch_size = batch_size
-        self.trust_remote_code = trust_remote_code
-        self.local_files_only = local_files_only
-        self._loaded = False
         self._batcher: Any = None
 
     # -- identity and serialisation ----------------------------------------------------------------
 
     def init_parameters(self) -> dict[str, Any]:
         """The constructor arguments, for ``{type, init_parameters}`` serialisation."""
-        return {
-            "model": self.model,
-            "revision": self.revision,
-            "device": self.device,
-            "dtype": self.dtype,
-            "batch_size": self.batch_size,
-            "trust_remote_code": self.trust_remote_code,
-            "local_files_only": self.local_files_only,
-        }
+        return {**super().init_parameters(), "batch_size": self.batch_size}
 
-    def to_dict(self) -> dict[str, Any]:
-        """``{"type": family, "init_parameters": {...}}``."""
-        params = {k: v for k, v in self.init_parameters().items() if v is not None}
-        return {"type": self.family, "init_parameters": params}
+    @property
+    def type_name(self) -> str:  # type: ignore[override]
+        """The registry name: the family."""
+        return self.family
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelEmbedder:
@@ -238,38 +233,13 @@ class ModelEmbedder(ABC):
 
     # -- loading ----------------------------------------------------------------------------------
 
-    @property
-    def is_loaded(self) -> bool:
-        """Whether the model weights are in memory."""
-        return self._loaded
-
     def load(self) -> ModelEmbedder:
         """Load the model and processor now (otherwise this happens on first use)."""
-        if not self._loaded:
-            from mmrag.device import resolve_device, resolve_dtype
-
-            self.resolved_device = resolve_device(self.device)
-            self.resolved_dtype = resolve_dtype(self.dtype, self.resolved_device)
-            self._load()
-            self._loaded = True
+        super().load()
         return self
 
     def _from_pretrained_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"trust_remote_code": self.trust_remote_code}
-        if self.revision is not None:
-            kwargs["revision"] = self.revision
-        if self.local_files_only is not None:
-            kwargs["local_files_only"] = self.local_files_only
-        return kwargs
-
-    def _torch_dtype(self) -> Any:
-        import torch
-
-        return getattr(torch, self.resolved_dtype)
-
-    @abstractmethod
-    def _load(self) -> None:
-        """Load weights and processor onto ``self.resolved_device`` / ``self.resolved_dtype``."""
+        return self._hub_kwargs(self.revision)
 
     # -- embedding --------------------------------------------------------------------------------
 
@@ -316,6 +286,3 @@ class ModelEmbedder(ABC):
     def embed_queries(self, queries: Sequence[QueryLike]) -> list[Embedding]:
         """Embed queries (text, image or both), in order."""
         return list(self._run(self._embed_queries, [Query.coerce(q) for q in queries]))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.model!r}, device={self.device!r})"
