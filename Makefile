@@ -1,5 +1,5 @@
 # The two commands at the top of the README. Both set everything up first (scripts/setup.sh).
-.PHONY: setup quickstart test lint bench-ingest
+.PHONY: setup quickstart test lint bench-ingest bench-index
 
 setup:
 	@bash scripts/setup.sh
@@ -16,3 +16,6 @@ lint: setup
 
 bench-ingest: setup
 	.venv/bin/python benchmarks/ingest.py
+
+bench-index: setup
+	.venv/bin/python benchmarks/index.py

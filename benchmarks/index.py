@@ -1,6 +1,6 @@
 """Benchmark: the indexing job end to end vs each of its stages alone, and its memory bound.
 
-    python benchmarks/index.py [--pages 96] [--hidden 256] [--layers 2] [--vision-depth 2]
+    python benchmarks/index.py [--pages 64] [--hidden 512] [--layers 4] [--vision-depth 4]
 
 Inputs: ``--pages`` PDF pages (four generated PDFs, US Letter, text and a JPEG each) rendered
 at ``--dpi``, embedded by a randomly initialised, seeded ColQwen2 of the given size (saved with
@@ -248,19 +248,20 @@ def memory(args: argparse.Namespace, root: Path) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pages", type=int, default=96, help="pages of the throughput corpus")
+    parser.add_argument("--pages", type=int, default=64, help="pages of the throughput corpus")
     parser.add_argument("--dpi", type=int, default=72)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--hidden", type=int, default=256, help="text width of the model")
-    parser.add_argument("--layers", type=int, default=2, help="text layers")
-    parser.add_argument("--vision-depth", type=int, default=2, help="vision blocks")
+    parser.add_argument("--hidden", type=int, default=512, help="text width of the model")
+    parser.add_argument("--layers", type=int, default=4, help="text layers")
+    parser.add_argument("--vision-depth", type=int, default=4, help="vision blocks")
     parser.add_argument("--rss-pages", type=int, default=2000)
     parser.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--rss-model", help=argparse.SUPPRESS)
     parser.add_argument("--rss-store", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `mmrag index` does (see cli.py)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
