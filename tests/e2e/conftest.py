@@ -92,9 +92,13 @@ def chromium_path() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path: Path) -> Iterator[Any]:
-    """A headless Chromium browser driven by Playwright (the package installed if missing)."""
+    """A headless Chromium browser driven by Playwright (the package installed if missing).
+
+    Module-scoped: Playwright's sync API keeps an asyncio loop running in this thread while it
+    is open, which would break every later test that starts an event loop (``asyncio.run``).
+    """
     if importlib.util.find_spec("playwright") is None:
         why = _install_playwright()
         if why is not None:
