@@ -90,6 +90,7 @@ def open_assets(config: StoreConfig, **options: Any) -> AssetStore:
     from mmrag.connectors.assets import AssetStore
 
     url = config.assets or str(Path(config.path).expanduser() / "assets")
+    options = {"format": config.asset_format, "quality": config.asset_quality, **options}
     return AssetStore(url, **options)
 
 
