@@ -78,6 +78,8 @@ def collect_info(config: PipelineConfig, *, devices: bool = True) -> dict[str, d
             "location": config.store.url if config.store.backend == "server" else config.store.path,
             "collection": config.store.collection,
             "plan": config.retrieval.plan,
+            "reranker": _component(config.reranker),
+            "generator": _component(config.generator),
         },
     }
     if devices:
@@ -85,3 +87,11 @@ def collect_info(config: PipelineConfig, *, devices: bool = True) -> dict[str, d
 
         data["mmrag"]["devices"] = ", ".join(available_devices())
     return data
+
+
+def _component(spec: Any) -> str:
+    """``type (model)`` of a configured component, or ``none``."""
+    if spec is None:
+        return "none"
+    model = spec.init_parameters.get("model")
+    return f"{spec.type} ({model})" if model else spec.type
