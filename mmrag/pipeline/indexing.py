@@ -270,11 +270,58 @@ class IndexJob:
             from mmrag.pipeline.ingest import iter_items
 
             found = self._discover(inputs, config)
-            yield from iter_items(found, config, report=self.report)
+            yield from iter_items(found, config, report=self.report, skip=self._stored_whole)
 
         report = self.run(stream())
         report.sources = len(self._sources | {f.source for f in report.failed})
         return report
+
+    def _stored_whole(self, source: Any) -> bool:
+        """Whether ``source`` is a PDF whose every page is stored for its current content; then
+        it is skipped without rendering a page (pending leftovers of a crash are published).
+
+        Anything short of that (a changed file, a failed or blank-skipped page, a force run, a
+        non-PDF) goes the normal way: pages rendered, stored ones skipped one by one.
+        """
+        from mmrag.connectors.store import SearchFilter
+        from mmrag.pipeline.ingest._files import file_sha256
+        from mmrag.pipeline.ingest.discovery import SourceKind
+
+        if self.force or source.kind is not SourceKind.PDF:
+            return False
+        path = os.fspath(source.path)
+        where = SearchFilter.build(source=path)
+        records, _ = self.store.scroll(where, limit=1)
+        pages = (records[0].payload.get("metadata") or {}).get("page_count") if records else None
+        if not isinstance(pages, int) or self.store.count(where) != pages:
+            return False
+        try:
+            sha = file_sha256(path)
+        except OSError:
+            return False  # the normal path reports the unreadable file
+        # every stored point is of this version (no half-replaced older one), one per page
+        found = {
+            r.payload.get("page")
+            for r in self.store.iter_records(where)
+            if r.payload.get("source_sha256") == sha
+        }
+        if found != set(range(1, pages + 1)):
+            return False
+        published = self.store.publish(path)
+        logger.info(
+            "%s unchanged: all %d pages stored, skipped without rendering%s",
+            path,
+            pages,
+            f" ({published} published)" if published else "",
+        )
+        self._sources.add(path)
+        self.report.skipped += pages
+        with self._counters.lock:
+            self._counters.files_started += 1
+            self._counters.files_done += 1
+            self._counters.known_pages += pages
+        self._count(handled=pages)
+        return True
 
     def run(self, items: Iterable[Item]) -> IndexReport:
         """Index a stream of Items (advanced only from the ingest thread)."""

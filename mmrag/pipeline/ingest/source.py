@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -107,6 +107,7 @@ def iter_items(
     *,
     report: IndexReport | None = None,
     strict: bool = False,
+    skip: Callable[[Source], bool] | None = None,
 ) -> Iterator[Item]:
     """Stream the Items of many files: PDF pages, images (or their frames), video frames.
 
@@ -118,7 +119,8 @@ def iter_items(
     With ``strict=False`` (the default) a file that fails is recorded in ``report`` (when
     given) with the error's reason, logged as a warning naming the file, and skipped; a file
     that fails part-way keeps the Items already yielded. With ``strict=True`` the typed error
-    (a :class:`mmrag.errors.IngestError`) propagates.
+    (a :class:`mmrag.errors.IngestError`) propagates. ``skip(source)`` returning ``True`` passes
+    over a file before it is opened (a resumed job skips documents it has stored completely).
 
     Example:
         >>> from mmrag.pipeline.ingest import IngestConfig, iter_items
@@ -156,6 +158,8 @@ def iter_items(
                     logger.info("Passing over %s: %s", source.path, describe_format(source.format))
                     continue
                 seen.add(key)
+                if skip is not None and skip(source):
+                    continue
                 if (
                     pool is None
                     and source.kind is SourceKind.PDF

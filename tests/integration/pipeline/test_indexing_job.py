@@ -266,3 +266,42 @@ def test_index_items_still_takes_an_item_stream(tiny_config: PipelineConfig, sam
             pooler=pipe.pooler,
         )
         assert report.indexed == 12 == pipe.store.count()
+
+
+def test_rerun_skips_a_completely_stored_pdf_without_rendering_it(
+    tiny_config, sample_dir, monkeypatch
+):
+    import mmrag.pipeline.ingest.source as source_module
+
+    opened: list[str] = []
+    real = source_module.iter_source
+
+    def spy(source: Any, *args: Any, **kwargs: Any) -> Iterator[Item]:
+        opened.append(Path(source).name)
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(source_module, "iter_source", spy)
+    pdf = "acme_solar_annual_report_2024.pdf"
+    with Pipeline(tiny_config) as pipe:
+        first = pipe.index([sample_dir])
+        assert pdf in opened
+        ids = {r.id for r in pipe.store.iter_records()}
+
+        opened.clear()
+        again = pipe.index([sample_dir])
+        assert pdf not in opened  # not one page rendered
+        assert len(opened) == 4  # the images and the video take the per-item path
+        assert (again.indexed, again.skipped, again.ok) == (0, first.indexed, True)
+
+        where = SearchFilter.build(source=str(sample_dir / pdf), pages=(2, 2))
+        (lost,) = [r.id for r in pipe.store.iter_records(where)]
+        pipe.store.delete([lost])  # a page missing: the PDF goes the normal way again
+        opened.clear()
+        mended = pipe.index([sample_dir])
+        assert pdf in opened
+        assert (mended.indexed, mended.skipped) == (1, first.indexed - 1)
+        assert {r.id for r in pipe.store.iter_records()} == ids
+
+        opened.clear()
+        forced = pipe.index([sample_dir], force=True)
+        assert pdf in opened and forced.indexed == first.indexed
