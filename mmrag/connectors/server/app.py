@@ -1,43 +1,18 @@
-"""The HTTP server: a FastAPI app over one :class:`~mmrag.pipeline.pipeline.Pipeline`.
-
-Endpoints live under ``/api/v1`` (OpenAPI at ``/openapi.json``, interactive docs at ``/docs``);
-the document-QA web page is served at ``/``. Indexing runs as jobs in one background thread, one
-job at a time, in the order they were submitted; ``GET /api/v1/jobs/{id}`` reports progress
-(files and pages done, pages per second) and, when finished, the IndexReport.
-
-Safety: an optional API key (``X-API-Key`` header or ``Authorization: Bearer``), a request-body
-size limit (413), server-side paths only inside ``allowed_roots`` (``..`` and symlinks that
-escape are refused), and one lock around the embedded store so searches are safe while a job
-writes. Every error is JSON: ``{"error": {"code": ..., "message": ...}}``.
-
-FastAPI is imported by this module only (install ``mmrag[server]``); ``import mmrag`` never
-imports it.
-
-Example:
-    >>> from mmrag.config import PipelineConfig
-    >>> from mmrag.connectors.server import create_app                         # doctest: +SKIP
-    >>> app = create_app(PipelineConfig.load("mmrag.toml"), api_key="env:MMRAG_API_KEY",
-    ...                  allowed_roots=["/srv/docs"])                            # doctest: +SKIP
-    >>> import uvicorn; uvicorn.run(app, port=8000)                              # doctest: +SKIP
-"""
+"""The FastAPI app: routes, auth, error handlers, upload limit."""
 
 import hmac
 import io
 import logging
 import os
-import queue
 import re
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-
-from pydantic import BaseModel, Field
 
 from mmrag.auth import Secret
 from mmrag.config import PipelineConfig
@@ -48,7 +23,7 @@ from mmrag.errors import (
     MmragError,
 )
 from mmrag.pipeline.pipeline import Pipeline
-from mmrag.types import Hit, IndexReport
+from mmrag.types import Hit
 
 try:
     from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
@@ -62,316 +37,28 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         f"the HTTP server needs FastAPI ({exc}); install it with: pip install 'mmrag[server]'"
     ) from exc
 
-__all__ = ["API_PREFIX", "JobManager", "create_app"]
+
+from mmrag.connectors.server.jobs import JobManager, _LockedStore
+from mmrag.connectors.server.schemas import (
+    AnswerOut,
+    AskIn,
+    DeletedOut,
+    ErrorOut,
+    HealthOut,
+    HitOut,
+    IndexPathIn,
+    JobOut,
+    SearchOut,
+    SourcesOut,
+)
 
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
-STATIC_DIR = Path(__file__).with_name("static")
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 _ITEM_ID = r"^[0-9a-fA-F-]{36}$"
 _CHUNK = 1 << 20
 _THUMB_MAX = 2048
-
-# -- response and request bodies (they document the OpenAPI schema) ---------------------------
-
-
-class ErrorBody(BaseModel):
-    code: str = Field(description="Machine-readable error code, e.g. `not_found`.")
-    message: str = Field(description="What went wrong, with which input, and what to do.")
-
-
-class ErrorOut(BaseModel):
-    """Every error response has this shape."""
-
-    error: ErrorBody
-
-
-class HealthOut(BaseModel):
-    status: Literal["ok"] = "ok"
-    version: str
-    auth_required: bool = Field(description="Whether /api/v1 needs an API key.")
-    ask_available: bool = Field(description="Whether a generator is configured for /ask.")
-    generator: str | None = Field(None, description="The generator's model, if any.")
-    items: int = Field(description="Pages / frames in the index.")
-    max_upload_mb: float
-    paths_allowed: bool = Field(description="Whether POST /index/path is enabled.")
-
-
-class IndexPathIn(BaseModel):
-    path: str = Field(
-        description="A file or directory on the server, inside one of the allowed roots "
-        "(a relative path is taken relative to the first allowed root).",
-        examples=["reports/2024"],
-    )
-    force: bool = Field(False, description="Re-index what is already stored.")
-
-
-class ProgressOut(BaseModel):
-    files_total: int = Field(description="Files found for the job (0 until discovered).")
-    files_done: int
-    pages_done: int = Field(description="Pages / frames handled (indexed, skipped or failed).")
-    pages_per_s: float
-    current: str | None = Field(None, description="The file being indexed now.")
-    fraction: float = Field(description="files_done / files_total (0 to 1).")
-
-
-class JobOut(BaseModel):
-    id: str
-    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
-    inputs: list[str]
-    progress: ProgressOut
-    report: dict[str, Any] | None = Field(None, description="The IndexReport when finished.")
-    error: str | None = Field(None, description="Why the job failed, if it did.")
-    created_at: float
-    started_at: float | None = None
-    finished_at: float | None = None
-
-
-class HitOut(BaseModel):
-    id: str
-    score: float
-    citation: str = Field(description="e.g. `report.pdf p.3` or `talk.mp4 @ 0:12.5`.")
-    stage_scores: dict[str, float]
-    item: dict[str, Any] = Field(description="The stored payload: source, page, timestamp …")
-    image_url: str = Field(description="The page / frame image (GET).")
-
-
-class SearchOut(BaseModel):
-    query: str
-    hits: list[HitOut]
-    took_s: float
-
-
-class AskIn(BaseModel):
-    question: str = Field(min_length=1, max_length=4000)
-    k: int | None = Field(None, ge=1, le=100, description="Pages to cite (default: config).")
-    plan: str | None = Field(None, description="Retrieval plan, e.g. `global@100 -> full@5`.")
-    source: list[str] | None = Field(None, description="Only these sources.")
-    modality: list[Literal["pdf_page", "image", "video_frame", "text"]] | None = None
-
-
-class AnswerOut(BaseModel):
-    text: str
-    citations: list[HitOut] = Field(description="The sources the answer cites.")
-    sources: list[HitOut] = Field(description="Every page shown to the generator: [n] is n-th.")
-    usage: dict[str, int]
-    timings: dict[str, float] = Field(description="Seconds: retrieve, rerank, generate, total.")
-
-
-class SourcesOut(BaseModel):
-    sources: list[str]
-
-
-class DeletedOut(BaseModel):
-    source: str
-    removed: int = Field(description="Items (pages / frames) removed from the index.")
-
-
-# -- the store behind one lock ------------------------------------------------------------------
-
-
-class _LockedStore:
-    """A vector store whose every call holds ``lock``: the embedded store is not shared across
-    threads, so a search waits for the batch upsert in flight (never for the whole job)."""
-
-    def __init__(self, store: Any, lock: threading.RLock) -> None:
-        self._inner = store
-        self._lock = lock
-
-    def __getattr__(self, name: str) -> Any:
-        with self._lock:
-            value = getattr(self._inner, name)
-        if not callable(value):
-            return value
-
-        def locked(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                result = value(*args, **kwargs)
-                if isinstance(result, Iterator):  # drain generators while holding the lock
-                    result = iter(list(result))
-                return result
-
-        return locked
-
-    def __enter__(self) -> "_LockedStore":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-# -- indexing jobs ------------------------------------------------------------------------------
-
-
-class _JobCancelledError(Exception):
-    """Raised from the progress callback to stop a job at the next batch."""
-
-
-@dataclass
-class _Job:
-    id: str
-    inputs: list[str]
-    force: bool
-    check: Callable[[str], str | None] | None = None  # returns a refusal reason, or None
-    status: str = "queued"
-    created_at: float = field(default_factory=time.time)
-    started_at: float | None = None
-    finished_at: float | None = None
-    files_total: int = 0
-    files_done: int = 0
-    pages_done: int = 0
-    current: str | None = None
-    report: IndexReport | None = None
-    error: str | None = None
-
-    def to_out(self) -> JobOut:
-        running = (self.finished_at or time.time()) - self.started_at if self.started_at else 0.0
-        rate = self.pages_done / running if running > 0 else 0.0
-        fraction = self.files_done / self.files_total if self.files_total else 0.0
-        if self.status == "succeeded":
-            fraction = 1.0
-        return JobOut(
-            id=self.id,
-            status=self.status,  # type: ignore[arg-type]
-            inputs=self.inputs,
-            progress=ProgressOut(
-                files_total=self.files_total,
-                files_done=self.files_done,
-                pages_done=self.pages_done,
-                pages_per_s=round(rate, 3),
-                current=self.current,
-                fraction=round(fraction, 4),
-            ),
-            report=self.report.to_dict() if self.report is not None else None,
-            error=self.error,
-            created_at=self.created_at,
-            started_at=self.started_at,
-            finished_at=self.finished_at,
-        )
-
-
-class JobManager:
-    """Runs indexing jobs one at a time, in submission order, in one background thread.
-
-    Each job indexes its files one by one (so progress counts files as well as pages); a
-    failing file is recorded in the job's report and the job carries on.
-
-    Example:
-        >>> from mmrag.connectors.server import JobManager                       # doctest: +SKIP
-        >>> jobs = JobManager(pipeline)                                          # doctest: +SKIP
-        >>> job_id = jobs.submit(["docs/"])                                      # doctest: +SKIP
-        >>> jobs.get(job_id).status                                              # doctest: +SKIP
-        'running'
-    """
-
-    def __init__(self, pipeline: Pipeline, *, keep: int = 200) -> None:
-        self._pipeline = pipeline
-        self._queue: queue.Queue[_Job | None] = queue.Queue()
-        self._jobs: dict[str, _Job] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._keep = keep
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """Start the worker thread (idempotent)."""
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._work, name="mmrag-index", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Cancel the running job at its next batch, drop queued ones, and join the thread."""
-        self._stop.set()
-        self._queue.put(None)
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def submit(
-        self,
-        inputs: Sequence[str],
-        *,
-        force: bool = False,
-        check: Callable[[str], str | None] | None = None,
-    ) -> _Job:
-        """Queue a job over ``inputs`` (files or directories); returns it (status ``queued``)."""
-        job = _Job(uuid.uuid4().hex, list(inputs), force, check)
-        with self._lock:
-            self._jobs[job.id] = job
-            finished = [j for j in self._jobs.values() if j.finished_at is not None]
-            for old in finished[: max(0, len(self._jobs) - self._keep)]:
-                del self._jobs[old.id]
-        self.start()
-        self._queue.put(job)
-        return job
-
-    def get(self, job_id: str) -> _Job | None:
-        """The job with this id, or ``None``."""
-        with self._lock:
-            return self._jobs.get(job_id)
-
-    def all(self) -> list[_Job]:
-        """Every job still remembered, newest first."""
-        with self._lock:
-            return sorted(self._jobs.values(), key=lambda j: j.created_at, reverse=True)
-
-    def _work(self) -> None:
-        while True:
-            job = self._queue.get()
-            if self._stop.is_set():
-                break
-            if job is not None:
-                self._run(job)
-        while job is not None or not self._queue.empty():  # stopping: queued jobs never run
-            if job is not None:
-                job.status, job.error = "cancelled", "the server shut down before the job ran"
-                job.finished_at = time.time()
-            job = self._queue.get_nowait()
-
-    def _run(self, job: _Job) -> None:
-        from mmrag.pipeline.ingest import discover
-        from mmrag.pipeline.ingest.errors import IngestError
-
-        job.status, job.started_at = "running", time.time()
-        report = IndexReport()
-        job.report = report
-        started = time.perf_counter()
-
-        def progress(n: int) -> None:
-            job.pages_done += n
-            if self._stop.is_set():
-                raise _JobCancelledError
-
-        try:
-            files = []
-            for entry in job.inputs:
-                try:
-                    files.extend(discover([entry]))
-                except IngestError as error:
-                    report.add_failure(entry, error)
-            job.files_total = len(files)
-            for source in files:
-                if self._stop.is_set():
-                    raise _JobCancelledError
-                refusal = job.check(str(source.path)) if job.check is not None else None
-                job.current = str(source.path)
-                if refusal is not None:
-                    report.add_failure(str(source.path), PermissionError(refusal))
-                else:
-                    done = self._pipeline.index([source], force=job.force, on_progress=progress)
-                    report.merge(done)
-                job.files_done += 1
-            job.status = "succeeded"
-        except _JobCancelledError:
-            job.status, job.error = "cancelled", "the server shut down while the job was running"
-        except Exception as error:  # a job never takes the worker thread down with it
-            logger.exception("indexing job %s failed", job.id)
-            job.status, job.error = "failed", f"{type(error).__name__}: {error}"
-        finally:
-            report.duration_s = time.perf_counter() - started
-            job.current, job.finished_at = None, time.time()
-
 
 # -- the app ------------------------------------------------------------------------------------
 

@@ -1,0 +1,27 @@
+"""The HTTP server: a FastAPI app over one :class:`~mmrag.pipeline.pipeline.Pipeline`.
+
+Endpoints live under ``/api/v1`` (OpenAPI at ``/openapi.json``, interactive docs at ``/docs``);
+the document-QA web page is served at ``/``. Indexing runs as jobs in one background thread, one
+job at a time, in the order they were submitted; ``GET /api/v1/jobs/{id}`` reports progress
+(files and pages done, pages per second) and, when finished, the IndexReport.
+
+Safety: an optional API key (``X-API-Key`` header or ``Authorization: Bearer``), a request-body
+size limit (413), server-side paths only inside ``allowed_roots`` (``..`` and symlinks that
+escape are refused), and one lock around the embedded store so searches are safe while a job
+writes. Every error is JSON: ``{"error": {"code": ..., "message": ...}}``.
+
+FastAPI is imported by this module only (install ``mmrag[server]``); ``import mmrag`` never
+imports it.
+
+Example:
+    >>> from mmrag.config import PipelineConfig
+    >>> from mmrag.connectors.server import create_app                         # doctest: +SKIP
+    >>> app = create_app(PipelineConfig.load("mmrag.toml"), api_key="env:MMRAG_API_KEY",
+    ...                  allowed_roots=["/srv/docs"])                            # doctest: +SKIP
+    >>> import uvicorn; uvicorn.run(app, port=8000)                              # doctest: +SKIP
+"""
+
+from mmrag.connectors.server.app import API_PREFIX, create_app
+from mmrag.connectors.server.jobs import JobManager
+
+__all__ = ["API_PREFIX", "JobManager", "create_app"]

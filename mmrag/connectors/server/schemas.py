@@ -1,0 +1,97 @@
+"""Request and response bodies of the HTTP API (they document its OpenAPI schema)."""
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Machine-readable error code, e.g. `not_found`.")
+    message: str = Field(description="What went wrong, with which input, and what to do.")
+
+
+class ErrorOut(BaseModel):
+    """Every error response has this shape."""
+
+    error: ErrorBody
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"] = "ok"
+    version: str
+    auth_required: bool = Field(description="Whether /api/v1 needs an API key.")
+    ask_available: bool = Field(description="Whether a generator is configured for /ask.")
+    generator: str | None = Field(None, description="The generator's model, if any.")
+    items: int = Field(description="Pages / frames in the index.")
+    max_upload_mb: float
+    paths_allowed: bool = Field(description="Whether POST /index/path is enabled.")
+
+
+class IndexPathIn(BaseModel):
+    path: str = Field(
+        description="A file or directory on the server, inside one of the allowed roots "
+        "(a relative path is taken relative to the first allowed root).",
+        examples=["reports/2024"],
+    )
+    force: bool = Field(False, description="Re-index what is already stored.")
+
+
+class ProgressOut(BaseModel):
+    files_total: int = Field(description="Files found for the job (0 until discovered).")
+    files_done: int
+    pages_done: int = Field(description="Pages / frames handled (indexed, skipped or failed).")
+    pages_per_s: float
+    current: str | None = Field(None, description="The file being indexed now.")
+    fraction: float = Field(description="files_done / files_total (0 to 1).")
+
+
+class JobOut(BaseModel):
+    id: str
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    inputs: list[str]
+    progress: ProgressOut
+    report: dict[str, Any] | None = Field(None, description="The IndexReport when finished.")
+    error: str | None = Field(None, description="Why the job failed, if it did.")
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+class HitOut(BaseModel):
+    id: str
+    score: float
+    citation: str = Field(description="e.g. `report.pdf p.3` or `talk.mp4 @ 0:12.5`.")
+    stage_scores: dict[str, float]
+    item: dict[str, Any] = Field(description="The stored payload: source, page, timestamp …")
+    image_url: str = Field(description="The page / frame image (GET).")
+
+
+class SearchOut(BaseModel):
+    query: str
+    hits: list[HitOut]
+    took_s: float
+
+
+class AskIn(BaseModel):
+    question: str = Field(min_length=1, max_length=4000)
+    k: int | None = Field(None, ge=1, le=100, description="Pages to cite (default: config).")
+    plan: str | None = Field(None, description="Retrieval plan, e.g. `global@100 -> full@5`.")
+    source: list[str] | None = Field(None, description="Only these sources.")
+    modality: list[Literal["pdf_page", "image", "video_frame", "text"]] | None = None
+
+
+class AnswerOut(BaseModel):
+    text: str
+    citations: list[HitOut] = Field(description="The sources the answer cites.")
+    sources: list[HitOut] = Field(description="Every page shown to the generator: [n] is n-th.")
+    usage: dict[str, int]
+    timings: dict[str, float] = Field(description="Seconds: retrieve, rerank, generate, total.")
+
+
+class SourcesOut(BaseModel):
+    sources: list[str]
+
+
+class DeletedOut(BaseModel):
+    source: str
+    removed: int = Field(description="Items (pages / frames) removed from the index.")
