@@ -140,11 +140,10 @@ def demo_config(
     specs = {"embedder": config.embedder, "generator": config.generator}
     if config.reranker is not None:
         specs["reranker"] = config.reranker
-    defaults = {"reranker": "lightonai/MonoQwen2-VL-v0.1"}
 
     missing: dict[str, str] = {}
     for role, spec in specs.items():
-        model = str(spec.init_parameters.get("model", defaults.get(role, "")))
+        model = str(spec.build().model)  # the component's own default when none is set
         available, why = (False, "offline") if offline else model_available(model)
         if available:
             echo(f"{role}: {model} ({why})")
