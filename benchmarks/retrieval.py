@@ -39,11 +39,12 @@ from pathlib import Path
 import numpy as np
 
 from mmrag.config import PoolingConfig
-from mmrag.connectors.qdrant_edge import EmbeddedStore
-from mmrag.connectors.store import CollectionSchema, Point
 from mmrag.embedders.pooling import Pooler
-from mmrag.pipeline.plan import parse_plan
 from mmrag.pipeline.retrieval import Retriever
+from mmrag.store.embedded import EmbeddedStore
+from mmrag.store.plan import parse_plan
+from mmrag.store.records import Point
+from mmrag.store.schema import CollectionSchema
 from mmrag.types import item_id
 
 GRID = (32, 32)

@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import uvicorn
 
-    from mmrag.connectors.server import create_app
+    from mmrag.integrations.server import create_app
 
     try:
         app = create_app(

@@ -45,7 +45,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import BaseTool
 
 from mmrag.config import PipelineConfig
-from mmrag.connectors.langchain import MmragRetriever
+from mmrag.integrations.langchain import MmragRetriever
 from mmrag.pipeline.pipeline import Pipeline
 
 SAMPLE_DATA = Path(__file__).resolve().parent / "data"

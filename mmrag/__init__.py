@@ -33,9 +33,9 @@ _EXPORTS = {
     "FeatureNotAvailableError": "mmrag.errors",
     "IngestError": "mmrag.errors",
     "MmragError": "mmrag.errors",
-    "parse_plan": "mmrag.pipeline.plan",
+    "parse_plan": "mmrag.store.plan",
     "Pipeline": "mmrag.pipeline.pipeline",
-    "MmragRetriever": "mmrag.connectors.langchain",
+    "MmragRetriever": "mmrag.integrations.langchain",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -43,10 +43,10 @@ __all__ = ["__version__", *_EXPORTS]
 if TYPE_CHECKING:
     from mmrag.auth import Secret
     from mmrag.config import PipelineConfig
-    from mmrag.connectors.langchain import MmragRetriever
     from mmrag.errors import ConfigError, FeatureNotAvailableError, IngestError, MmragError
+    from mmrag.integrations.langchain import MmragRetriever
     from mmrag.pipeline.pipeline import Pipeline
-    from mmrag.pipeline.plan import parse_plan
+    from mmrag.store.plan import parse_plan
     from mmrag.types import Answer, Embedding, Hit, IndexReport, Item, Modality
 
 

@@ -227,9 +227,9 @@ def _pipeline(cfg: PipelineConfig) -> Any:
 def _guard(job: Any) -> Any:
     """Run ``job``; an mmrag error becomes a clear message and exit status 2, an unreachable
     store exit status 75 (a stopped indexing job is left to the caller)."""
-    from mmrag.connectors.store import StoreUnavailableError
     from mmrag.errors import FeatureNotAvailableError, MissingDependencyError, MmragError
     from mmrag.pipeline.indexing import IndexStoppedError
+    from mmrag.store.contract import StoreUnavailableError
 
     try:
         return job()
@@ -264,13 +264,13 @@ def search(
     cfg = load_config(config)
     if plan is not None:
         from mmrag.errors import ConfigError
-        from mmrag.pipeline.plan import parse_plan
+        from mmrag.store.plan import parse_plan
 
         try:
             parse_plan(plan)
         except ConfigError as exc:
             _fail(str(exc))
-    from mmrag.connectors.store import SearchFilter
+    from mmrag.store.records import SearchFilter
 
     where = SearchFilter.build(source=source or None, modality=modality or None)
     with _pipeline(cfg) as pipe:
@@ -312,13 +312,13 @@ def ask(
     cfg = load_config(config)
     if plan is not None:
         from mmrag.errors import ConfigError
-        from mmrag.pipeline.plan import parse_plan
+        from mmrag.store.plan import parse_plan
 
         try:
             parse_plan(plan)
         except ConfigError as exc:
             _fail(str(exc))
-    from mmrag.connectors.store import SearchFilter
+    from mmrag.store.records import SearchFilter
 
     where = SearchFilter.build(source=source or None, modality=modality or None)
     streaming = stream and not as_json
@@ -435,7 +435,7 @@ def serve_app(
 ) -> Any:
     """The FastAPI app ``mmrag serve`` runs (also used by examples/doc_qa_app.py)."""
     try:
-        from mmrag.connectors.server import create_app
+        from mmrag.integrations.server import create_app
     except ImportError as exc:
         _fail(str(exc))
     from mmrag.auth import Secret

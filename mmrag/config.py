@@ -44,8 +44,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from mmrag.auth import Secret, is_secret_dict
 from mmrag.errors import ConfigError
 from mmrag.pipeline.ingest.options import IngestConfig
-from mmrag.pipeline.plan import parse_plan
 from mmrag.registry import resolve, validate_type
+from mmrag.store.plan import parse_plan
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -206,7 +206,7 @@ class StoreConfig(_Section):
 
 
 class RetrievalConfig(_Section):
-    """The retrieval plan in arrow syntax (see :mod:`mmrag.pipeline.plan`) and the answer size."""
+    """The retrieval plan in arrow syntax (see :mod:`mmrag.store.plan`) and the answer size."""
 
     plan: str = "global@200 -> rows@50 -> full@10"
     top_k: int = Field(5, ge=1)
@@ -227,7 +227,7 @@ class RayConfig(_Section):
     Files are listed in one Ray task each, pages rendered in parallel tasks, embedded by a pool
     of actors (each holding the model, with ``gpus_per_actor`` GPUs), and written to a Qdrant
     server by parallel writers (each with its own client), or, for the embedded store, by the
-    driver. See :func:`mmrag.connectors.ray.index_with_ray`.
+    driver. See :func:`mmrag.integrations.ray.index_with_ray`.
 
     Example:
         >>> from mmrag.config import PipelineConfig

@@ -37,15 +37,15 @@ import numpy as np
 
 from mmrag.errors import ConfigError
 from mmrag.pipeline.indexing import with_views
-from mmrag.pipeline.plan import Plan, parse_plan
+from mmrag.store.plan import Plan, parse_plan
 from mmrag.types import Embedding, IndexReport, Item, Modality
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from mmrag.connectors.store import VectorStore
     from mmrag.embedders.base import Embedder
     from mmrag.embedders.pooling import Pooler
+    from mmrag.store.contract import VectorStore
 
 __all__ = [
     "BeirDataset",

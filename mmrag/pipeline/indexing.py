@@ -15,7 +15,7 @@ Idempotent and resumable: each item's point id is deterministic (source sha256 +
 embedder id), so items already stored are skipped and a re-run finishes what is missing.
 
 Crash safe: the points of a document are written flagged as pending
-(:data:`~mmrag.connectors.store.PENDING_FIELD`), which queries never return, and published
+(:data:`~mmrag.store.contract.PENDING_FIELD`), which queries never return, and published
 (the flag cleared) only after the document's last item is stored. A job killed at any point and
 run again finishes the pending documents and publishes them; no half-indexed document is ever
 visible to search. A file whose content changed gets new ids; its old version stays searchable
@@ -52,11 +52,12 @@ from mmrag.types import Embedding, Failure, IndexReport, Item
 if TYPE_CHECKING:
     from PIL import Image
 
-    from mmrag.connectors.assets import AssetStore
-    from mmrag.connectors.store import Point, VectorStore
     from mmrag.embedders.base import ModelEmbedder
     from mmrag.embedders.pooling import Pooler
     from mmrag.pipeline.ingest import IngestConfig
+    from mmrag.store.assets import AssetStore
+    from mmrag.store.contract import VectorStore
+    from mmrag.store.records import Point
 
 __all__ = [
     "IndexJob",
@@ -283,9 +284,9 @@ class IndexJob:
         Anything short of that (a changed file, a failed or blank-skipped page, a force run, a
         non-PDF) goes the normal way: pages rendered, stored ones skipped one by one.
         """
-        from mmrag.connectors.store import SearchFilter
         from mmrag.pipeline.ingest._files import file_sha256
         from mmrag.pipeline.ingest.discovery import SourceKind
+        from mmrag.store.records import SearchFilter
 
         if self.force or source.kind is not SourceKind.PDF:
             return False
@@ -365,7 +366,7 @@ class IndexJob:
         return self.report
 
     def _stopped(self, error: BaseException) -> BaseException:
-        from mmrag.connectors.store import StoreError
+        from mmrag.store.contract import StoreError
 
         if isinstance(error, _StopSignalError) and self._failure is not None:
             error = self._failure
@@ -455,7 +456,7 @@ class IndexJob:
         """Skip the items of ``chunk`` already stored; load the others' images and pass them on."""
         if not chunk or doc is None:
             return
-        from mmrag.connectors.store import PENDING_FIELD
+        from mmrag.store.contract import PENDING_FIELD
 
         stored = {
             r.id: bool(r.payload.get(PENDING_FIELD))
@@ -571,7 +572,7 @@ class IndexJob:
 
     def _finish(self, doc: _Doc) -> None:
         """The document's items are all handled: drop older versions of it, then publish it."""
-        from mmrag.connectors.store import SearchFilter
+        from mmrag.store.records import SearchFilter
 
         where = SearchFilter.build(source=doc.source)
         current = doc.kept + doc.written  # this version's points stored now
@@ -693,7 +694,7 @@ def _passive_openmp() -> None:
 def drop_stale_versions(items: Iterable[Item], store: VectorStore) -> Iterator[Item]:
     """Pass items through; before the first item of a source, delete the points of an older
     version of that source (same path, different content hash)."""
-    from mmrag.connectors.store import SearchFilter
+    from mmrag.store.records import SearchFilter
 
     seen: set[str] = set()
     for item in items:
@@ -715,7 +716,7 @@ def skip_stored(batch: list[Item], store: VectorStore, report: IndexReport) -> l
     A point left pending by an interrupted job counts as not stored, so it is written again
     (complete) rather than left invisible.
     """
-    from mmrag.connectors.store import PENDING_FIELD
+    from mmrag.store.contract import PENDING_FIELD
 
     records = store.retrieve([item.id for item in batch])
     present = {r.id for r in records if not r.payload.get(PENDING_FIELD)}
@@ -766,12 +767,13 @@ def make_point(
     item: Item, embedding: Embedding, store: VectorStore, embedder_id: str, *, pending: bool
 ) -> Point:
     """The point of ``item`` (with the BM25 text vector when the collection has the text
-    channel), flagged :data:`~mmrag.connectors.store.PENDING_FIELD` when ``pending``."""
-    from mmrag.connectors.store import PENDING_FIELD, Point
+    channel), flagged :data:`~mmrag.store.contract.PENDING_FIELD` when ``pending``."""
+    from mmrag.store.contract import PENDING_FIELD
+    from mmrag.store.records import Point
 
     text_vector = None
     if store.schema.text and item.text:
-        from mmrag.connectors.text import bm25_document
+        from mmrag.store.text import bm25_document
 
         text_vector = bm25_document(item.text)
     point = Point.from_item(item, embedding, embedder_id, text_vector=text_vector)

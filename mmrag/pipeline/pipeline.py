@@ -26,15 +26,17 @@ from mmrag.config import PipelineConfig
 from mmrag.types import Answer, Hit, IndexReport
 
 if TYPE_CHECKING:
-    from mmrag.connectors.assets import AssetStore
-    from mmrag.connectors.store import CollectionSchema, SearchFilter, VectorStore
     from mmrag.embedders.base import ModelEmbedder, QueryLike
     from mmrag.embedders.pooling import Pooler
     from mmrag.generators.base import Generator
     from mmrag.pipeline.evaluate import EvalReport
     from mmrag.pipeline.indexing import IndexProgress
-    from mmrag.pipeline.plan import Plan
     from mmrag.rerankers.base import Reranker
+    from mmrag.store.assets import AssetStore
+    from mmrag.store.contract import VectorStore
+    from mmrag.store.plan import Plan
+    from mmrag.store.records import SearchFilter
+    from mmrag.store.schema import CollectionSchema
 
 __all__ = ["Pipeline"]
 
@@ -109,7 +111,7 @@ class Pipeline:
 
     def schema(self) -> CollectionSchema:
         """The collection schema this pipeline's embedder and pooling settings need."""
-        from mmrag.connectors.store import CollectionSchema
+        from mmrag.store.schema import CollectionSchema
 
         pooling = self.config.pooling if self.embedder.kind == "multi" else None
         return CollectionSchema.for_embedder_object(
@@ -120,7 +122,7 @@ class Pipeline:
     def store(self) -> VectorStore:
         """The vector store (opened, or created with :meth:`schema`, on first use)."""
         if self._store is None:
-            from mmrag.connectors import open_store
+            from mmrag.store import open_store
 
             self._store = open_store(self.config.store, self.schema())
         return self._store
@@ -135,7 +137,7 @@ class Pipeline:
     def assets(self) -> AssetStore:
         """The page-image asset store."""
         if self._assets is None:
-            from mmrag.connectors import open_assets
+            from mmrag.store import open_assets
 
             self._assets = open_assets(self.config.store)
         return self._assets
@@ -143,8 +145,8 @@ class Pipeline:
     def plan(self, plan: str | None = None) -> Plan:
         """The retrieval plan in use: ``plan``, else the config's; a single-vector embedder
         with the (multi-vector) default plan searches ``dense`` instead."""
-        from mmrag.pipeline.plan import parse_plan
         from mmrag.pipeline.retrieval import hybrid_plan
+        from mmrag.store.plan import parse_plan
 
         retrieval = self.config.retrieval
         if plan is None:
@@ -172,11 +174,11 @@ class Pipeline:
         ``on_progress(n)`` gets the number of items handled since its last call;
         ``on_status(progress)`` an :class:`~mmrag.pipeline.indexing.IndexProgress` (files,
         pages, pages/s, ETA). ``engine="ray"`` runs the job on a Ray cluster
-        (:func:`mmrag.connectors.ray.index_with_ray`). A store that stays unreachable raises
+        (:func:`mmrag.integrations.ray.index_with_ray`). A store that stays unreachable raises
         :class:`~mmrag.pipeline.indexing.IndexStoppedError` (run the job again to resume).
         """
         if engine == "ray":
-            from mmrag.connectors.ray import index_with_ray
+            from mmrag.integrations.ray import index_with_ray
 
             return index_with_ray(
                 self, sources, force=force, report=IndexReport(), on_progress=on_progress
@@ -248,8 +250,8 @@ class Pipeline:
         Default plans: the configured one and, for multi-vector embedders, exact MaxSim over
         ``full`` (so the table shows what pooling costs and saves).
         """
-        from mmrag.connectors import open_store
         from mmrag.pipeline.evaluate import evaluate, load_beir
+        from mmrag.store import open_store
 
         data = load_beir(Path(dataset))
         ks = tuple(ks)
@@ -277,7 +279,7 @@ class Pipeline:
 
     def delete(self, source: str) -> int:
         """Remove every item of ``source`` and its page images; returns how many were removed."""
-        from mmrag.connectors.store import SearchFilter
+        from mmrag.store.records import SearchFilter
 
         ids = [r.id for r in self.store.iter_records(SearchFilter.build(source=source))]
         removed = self.store.delete_source(source)

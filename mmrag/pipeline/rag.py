@@ -27,9 +27,9 @@ from mmrag.errors import ConfigError
 from mmrag.types import Answer, Hit
 
 if TYPE_CHECKING:
-    from mmrag.connectors.store import SearchFilter
     from mmrag.embedders.base import QueryLike
     from mmrag.pipeline.pipeline import Pipeline
+    from mmrag.store.records import SearchFilter
 
 __all__ = ["Retrieved", "answer", "retrieve"]
 

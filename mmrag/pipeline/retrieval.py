@@ -14,7 +14,7 @@ fused scores are read from it.
 
 Example:
     >>> from mmrag.pipeline.retrieval import hybrid_plan
-    >>> from mmrag.pipeline.plan import parse_plan
+    >>> from mmrag.store.plan import parse_plan
     >>> str(hybrid_plan(parse_plan("global@200 -> rows@50 -> full@10")))
     '(global@200 + text@200) -> rows@50 -> full@10'
 """
@@ -25,22 +25,17 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mmrag.connectors.store import (
-    QueryVector,
-    ScoredRecord,
-    SearchFilter,
-    SparseVector,
-    StoreError,
-)
 from mmrag.errors import ConfigError
-from mmrag.pipeline.plan import Plan, parse_plan
+from mmrag.store.contract import StoreError
+from mmrag.store.plan import Plan, parse_plan
+from mmrag.store.records import QueryVector, ScoredRecord, SearchFilter, SparseVector
 from mmrag.types import Embedding, Hit, Item
 
 if TYPE_CHECKING:
     from mmrag.config import RetrievalConfig
-    from mmrag.connectors.assets import AssetStore
-    from mmrag.connectors.store import VectorStore
     from mmrag.embedders.pooling import Pooler
+    from mmrag.store.assets import AssetStore
+    from mmrag.store.contract import VectorStore
 
 __all__ = ["Retriever", "hybrid_plan", "stage_keys"]
 
@@ -69,7 +64,7 @@ def stage_keys(plan: Plan) -> list[str]:
     name, then the fused score as ``rrf`` (``rrf2``, ``rrf3`` … for later fused stages).
 
     Example:
-        >>> from mmrag.pipeline.plan import parse_plan
+        >>> from mmrag.store.plan import parse_plan
         >>> from mmrag.pipeline.retrieval import stage_keys
         >>> stage_keys(parse_plan("(global@100 + text@100) -> rows@20 -> full@5"))
         ['global', 'text', 'rrf', 'rows', 'full']
@@ -91,7 +86,7 @@ def stage_keys(plan: Plan) -> list[str]:
 class Retriever:
     """Runs a retrieval plan against a store and returns :class:`~mmrag.types.Hit` s.
 
-    ``plan`` is a parsed :class:`~mmrag.pipeline.plan.Plan` or its arrow syntax. Queries are
+    ``plan`` is a parsed :class:`~mmrag.store.plan.Plan` or its arrow syntax. Queries are
     :class:`~mmrag.types.Embedding` s from the collection's embedder (a multi-vector query is
     searched with its own token vectors at every MaxSim stage, and with its MUVERA encoding at
     a ``muvera`` stage), or a mapping of vector name to query vector. ``top_k`` cuts the final
@@ -183,7 +178,7 @@ class Retriever:
                 f"plan {self.plan} uses the text channel, so the query needs its text "
                 "(pass text=...)"
             )
-        from mmrag.connectors.text import bm25_query
+        from mmrag.store.text import bm25_query
 
         return bm25_query(text)
 

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from mmrag.types import Hit
 
 if TYPE_CHECKING:
-    from mmrag.connectors.store import VectorStore
     from mmrag.embedders.base import Query
+    from mmrag.store.contract import VectorStore
     from mmrag.types import Embedding
 
 __all__ = ["RerankContext", "Reranker", "rescore"]

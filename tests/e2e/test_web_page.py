@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mmrag.config import PipelineConfig
-from mmrag.connectors.server import create_app
+from mmrag.integrations.server import create_app
 
 from .conftest import live_server
 

@@ -21,10 +21,10 @@ from langchain_core.messages import ToolMessage
 from PIL import Image
 from pydantic import ValidationError
 
-from mmrag.connectors.langchain import MmragRetriever, format_documents
-from mmrag.connectors.store import SearchFilter
 from mmrag.errors import ConfigError
+from mmrag.integrations.langchain import MmragRetriever, format_documents
 from mmrag.pipeline.pipeline import Pipeline
+from mmrag.store.records import SearchFilter
 
 SAMPLE = Path(__file__).resolve().parents[3] / "examples" / "data"
 pytestmark = pytest.mark.integration
@@ -236,7 +236,7 @@ def test_from_config_builds_its_own_pipeline(tmp_path, tiny_config_for, caplog):
         # An item whose page image is gone still comes back, without image keys, and the log
         # says which one.
         pipe.assets.delete([doc.id])
-        with caplog.at_level(logging.WARNING, logger="mmrag.connectors.langchain"):
+        with caplog.at_level(logging.WARNING, logger="mmrag.integrations.langchain"):
             for mode in ("base64", "uri"):
                 (bare,) = retriever.invoke("diagram", image=mode)
                 assert bare.id == doc.id
@@ -269,14 +269,15 @@ def test_errors_name_the_problem(indexed_pipeline):
 
 
 def test_module_doctests():
-    module = importlib.import_module("mmrag.connectors.langchain")
+    module = importlib.import_module("mmrag.integrations.langchain")
     assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0
 
 
 def test_import_mmrag_does_not_import_langchain():
     code = (
-        "import sys, mmrag, mmrag.connectors; mmrag.PipelineConfig; "
-        "bad = [m for m in ('mmrag.connectors.langchain', 'langchain_core') if m in sys.modules]; "
+        "import sys, mmrag, mmrag.store; mmrag.PipelineConfig; "
+        "bad = [m for m in ('mmrag.integrations.langchain', 'langchain_core') "
+        "if m in sys.modules]; "
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from langchain_tests.integration_tests import RetrieversIntegrationTests
 
-from mmrag.connectors.langchain import MmragRetriever
+from mmrag.integrations.langchain import MmragRetriever
 from mmrag.pipeline.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration

@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from mmrag.cli import app
 from mmrag.config import PipelineConfig
-from mmrag.connectors.store import SearchFilter
 from mmrag.pipeline.ingest import iter_items
 from mmrag.pipeline.pipeline import Pipeline
+from mmrag.store.records import SearchFilter
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

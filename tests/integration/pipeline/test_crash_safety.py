@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from mmrag.config import PipelineConfig
-from mmrag.connectors.store import PENDING_FIELD
 from mmrag.pipeline.pipeline import Pipeline
+from mmrag.store.contract import PENDING_FIELD
 from mmrag.testing.media import make_pdf
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

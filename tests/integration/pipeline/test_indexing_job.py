@@ -12,14 +12,16 @@ import numpy as np
 import pytest
 
 from mmrag.config import PipelineConfig
-from mmrag.connectors.qdrant import ServerStore
-from mmrag.connectors.qdrant_edge import EmbeddedStore
-from mmrag.connectors.store import PENDING_FIELD, CollectionSchema, Point, SearchFilter
 from mmrag.errors import ConfigError
 from mmrag.pipeline.indexing import IndexProgress, index_items
 from mmrag.pipeline.ingest import iter_items
 from mmrag.pipeline.pipeline import Pipeline
-from mmrag.pipeline.plan import parse_plan
+from mmrag.store.contract import PENDING_FIELD
+from mmrag.store.embedded import EmbeddedStore
+from mmrag.store.plan import parse_plan
+from mmrag.store.records import Point, SearchFilter
+from mmrag.store.schema import CollectionSchema
+from mmrag.store.server import ServerStore
 from mmrag.testing.media import make_pdf
 from mmrag.types import Item
 

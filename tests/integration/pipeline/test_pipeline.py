@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from mmrag.config import PipelineConfig
-from mmrag.connectors.store import SearchFilter
 from mmrag.pipeline.pipeline import Pipeline
+from mmrag.store.records import SearchFilter
 from mmrag.testing.media import make_pdf
 
 pytestmark = pytest.mark.integration

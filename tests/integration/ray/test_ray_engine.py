@@ -16,9 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mmrag.connectors.assets import AssetStore
-from mmrag.connectors.qdrant import ServerStore
-from mmrag.connectors.ray import (
+from mmrag.errors import ConfigError
+from mmrag.integrations.ray import (
     AssetOpener,
     EmbedPages,
     WritePages,
@@ -26,10 +25,11 @@ from mmrag.connectors.ray import (
     list_source,
     render_pages,
 )
-from mmrag.connectors.store import PENDING_FIELD
-from mmrag.errors import ConfigError
 from mmrag.pipeline.ingest import discover
 from mmrag.pipeline.pipeline import Pipeline
+from mmrag.store.assets import AssetStore
+from mmrag.store.contract import PENDING_FIELD
+from mmrag.store.server import ServerStore
 
 
 def _points(pipe: Pipeline) -> dict[str, Any]:

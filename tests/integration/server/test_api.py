@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from mmrag.connectors.server import create_app
 from mmrag.errors import ConfigError
+from mmrag.integrations.server import create_app
 from mmrag.pipeline.pipeline import Pipeline
 from mmrag.testing.media import make_pdf
 

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from mmrag.config import PoolingConfig
-from mmrag.connectors.qdrant import ServerStore
-from mmrag.connectors.qdrant_edge import EmbeddedStore
-from mmrag.connectors.store import CollectionSchema
 from mmrag.embedders.pooling import Pooler
+from mmrag.store.embedded import EmbeddedStore
+from mmrag.store.schema import CollectionSchema
+from mmrag.store.server import ServerStore
 from mmrag.types import Embedding, Item, Modality
 
 DIM = 16

@@ -11,18 +11,14 @@ import threading
 import numpy as np
 import pytest
 
-from mmrag.connectors.store import (
-    CollectionMismatchError,
-    CollectionSchema,
-    Point,
-    SearchFilter,
-    StoreError,
-)
 from mmrag.embedders.pooling import Pooler
 from mmrag.errors import ConfigError
-from mmrag.pipeline.plan import parse_plan
 from mmrag.pipeline.retrieval import Retriever
 from mmrag.scoring import maxsim
+from mmrag.store.contract import CollectionMismatchError, StoreError
+from mmrag.store.plan import parse_plan
+from mmrag.store.records import Point, SearchFilter
+from mmrag.store.schema import CollectionSchema
 from mmrag.types import Embedding
 
 from .conftest import DIM, GRID, POOLING, SOURCES, make_corpus, schema_for, unit

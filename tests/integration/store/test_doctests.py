@@ -10,9 +10,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize(
-    "module", ["mmrag.connectors", "mmrag.connectors.qdrant_edge", "mmrag.connectors.qdrant"]
-)
+@pytest.mark.parametrize("module", ["mmrag.store", "mmrag.store.embedded", "mmrag.store.server"])
 def test_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0

@@ -10,10 +10,10 @@ import textwrap
 import pytest
 
 from mmrag.config import StoreConfig
-from mmrag.connectors import open_store
-from mmrag.connectors.qdrant import ServerStore
-from mmrag.connectors.qdrant_edge import EmbeddedStore
-from mmrag.connectors.store import StoreError, StoreLockedError
+from mmrag.store import open_store
+from mmrag.store.contract import StoreError, StoreLockedError
+from mmrag.store.embedded import EmbeddedStore
+from mmrag.store.server import ServerStore
 
 from .conftest import make_corpus, schema_for
 
@@ -25,8 +25,8 @@ def test_a_second_process_gets_a_clear_error_naming_the_folder(tmp_path):
     store.upsert([(d.item, d.embedding) for d in make_corpus(3)])
     code = textwrap.dedent(
         f"""
-        from mmrag.connectors.qdrant_edge import EmbeddedStore
-        from mmrag.connectors.store import StoreLockedError
+        from mmrag.store.embedded import EmbeddedStore
+        from mmrag.store.contract import StoreLockedError
         try:
             EmbeddedStore({str(tmp_path)!r}, "docs")
         except StoreLockedError as exc:
@@ -44,7 +44,7 @@ def test_a_second_process_gets_a_clear_error_naming_the_folder(tmp_path):
         [
             sys.executable,
             "-c",
-            f"from mmrag.connectors.qdrant_edge import EmbeddedStore; "
+            f"from mmrag.store.embedded import EmbeddedStore; "
             f"print(EmbeddedStore({str(tmp_path)!r}, 'docs').count())",
         ],
         capture_output=True,

@@ -10,12 +10,12 @@ import pytest
 from PIL import Image
 
 from mmrag.config import PoolingConfig
-from mmrag.connectors.qdrant import ServerStore
-from mmrag.connectors.qdrant_edge import EmbeddedStore
-from mmrag.connectors.store import CollectionSchema
 from mmrag.errors import ConfigError
 from mmrag.pipeline.evaluate import evaluate, evaluate_run, load_beir
 from mmrag.scoring import maxsim
+from mmrag.store.embedded import EmbeddedStore
+from mmrag.store.schema import CollectionSchema
+from mmrag.store.server import ServerStore
 from mmrag.types import Embedding, Item
 
 pytestmark = pytest.mark.integration

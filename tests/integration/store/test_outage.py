@@ -21,11 +21,12 @@ from typer.testing import CliRunner
 
 from mmrag.cli import EX_TEMPFAIL, app
 from mmrag.config import PipelineConfig
-from mmrag.connectors.assets import AssetStore
-from mmrag.connectors.qdrant import RetryPolicy, ServerStore
-from mmrag.connectors.store import PENDING_FIELD, CollectionSchema, StoreUnavailableError
 from mmrag.embedders.pooling import Pooler
 from mmrag.pipeline.indexing import IndexStoppedError, index_sources
+from mmrag.store.assets import AssetStore
+from mmrag.store.contract import PENDING_FIELD, StoreUnavailableError
+from mmrag.store.schema import CollectionSchema
+from mmrag.store.server import RetryPolicy, ServerStore
 
 pytestmark = pytest.mark.integration
 
@@ -106,7 +107,7 @@ def test_a_transient_failure_is_retried_with_growing_backoff(caplog):
     network = FlakyNetwork(QdrantClient(":memory:"))
     store = ServerStore(network, "c", SCHEMA, location=URL, retry=RetryPolicy(4, 0.02))
     network.fail_next = 3
-    with caplog.at_level(logging.WARNING, logger="mmrag.connectors.qdrant"):
+    with caplog.at_level(logging.WARNING, logger="mmrag.store.server"):
         assert store.count() == 0
     retries = [r for r in caplog.records if "retry" in r.getMessage()]
     assert [r.retry for r in retries] == [1, 2, 3]

@@ -55,7 +55,7 @@ def test_readme_error_example_matches_the_real_message():
         "mmrag.types",
         "mmrag.auth",
         "mmrag.config",
-        "mmrag.pipeline.plan",
+        "mmrag.store.plan",
         "mmrag.registry",
         "mmrag.device",
         "mmrag.errors",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mmrag.errors import ConfigError
-from mmrag.pipeline.plan import parse_plan
+from mmrag.store.plan import parse_plan
 
 pytestmark = pytest.mark.unit
 

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from mmrag.cli import app
 from mmrag.config import PipelineConfig, RayConfig, StoreConfig
-from mmrag.connectors.store import CollectionSchema
 from mmrag.errors import ConfigError, MissingDependencyError
 from mmrag.pipeline.pipeline import Pipeline
+from mmrag.store.schema import CollectionSchema
 
 pytestmark = pytest.mark.unit
 
@@ -43,7 +43,7 @@ def test_bad_ray_and_cluster_values_name_their_key():
 
 def test_engine_overrides_are_validated_before_anything_runs(tmp_path):
     pipe = Pipeline(PipelineConfig.from_dict({"store": {"path": str(tmp_path / "idx")}}))
-    from mmrag.connectors.ray import index_with_ray
+    from mmrag.integrations.ray import index_with_ray
 
     with pytest.raises(ConfigError, match="batch_size"):
         index_with_ray(pipe, [tmp_path], batch_size=0)
@@ -52,7 +52,7 @@ def test_engine_overrides_are_validated_before_anything_runs(tmp_path):
 
 
 def test_missing_inputs_are_reported_without_starting_ray(tmp_path):
-    from mmrag.connectors.ray import index_with_ray
+    from mmrag.integrations.ray import index_with_ray
 
     pipe = Pipeline(PipelineConfig.from_dict({"store": {"path": str(tmp_path / "idx")}}))
     report = index_with_ray(pipe, [tmp_path / "nothing.pdf", str(tmp_path / "*.png")])
@@ -62,7 +62,7 @@ def test_missing_inputs_are_reported_without_starting_ray(tmp_path):
 
 
 def test_without_ray_the_error_says_what_to_install(monkeypatch, tmp_path):
-    from mmrag.connectors.ray import index_with_ray
+    from mmrag.integrations.ray import index_with_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)
     pipe = Pipeline(PipelineConfig.from_dict({"store": {"path": str(tmp_path / "idx")}}))
@@ -80,7 +80,7 @@ def test_ray_address_needs_the_ray_engine(tmp_path, monkeypatch):
 def test_new_collections_get_the_cluster_layout():
     from qdrant_client import QdrantClient
 
-    from mmrag.connectors.qdrant import ServerStore
+    from mmrag.store.server import ServerStore
 
     class RecordingClient(QdrantClient):  # the server's side of the boundary, in memory
         def __init__(self, **kwargs):
@@ -131,7 +131,7 @@ def test_readme_lists_every_ray_setting():
 def test_ray_module_docstring_examples_run():
     import doctest
 
-    import mmrag.connectors.ray as module
+    import mmrag.integrations.ray as module
 
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
@@ -140,6 +140,6 @@ def test_ray_module_docstring_examples_run():
 def test_importing_the_engine_does_not_import_ray():
     import subprocess
 
-    code = "import sys, mmrag.connectors.ray; print('ray' in sys.modules)"
+    code = "import sys, mmrag.integrations.ray; print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

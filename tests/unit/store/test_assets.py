@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from mmrag.config import StoreConfig
-from mmrag.connectors import open_assets
-from mmrag.connectors.assets import AssetNotFoundError, AssetStore
 from mmrag.errors import ConfigError
+from mmrag.store import open_assets
+from mmrag.store.assets import AssetNotFoundError, AssetStore
 
 pytestmark = pytest.mark.unit
 

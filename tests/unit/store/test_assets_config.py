@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from mmrag.config import PipelineConfig
-from mmrag.connectors import open_assets
+from mmrag.store import open_assets
 
 pytestmark = pytest.mark.unit
 

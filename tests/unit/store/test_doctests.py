@@ -13,9 +13,9 @@ pytestmark = pytest.mark.unit
 @pytest.mark.parametrize(
     "module",
     [
-        "mmrag.connectors.store",
-        "mmrag.connectors.assets",
-        "mmrag.connectors.text",
+        "mmrag.store",
+        "mmrag.store.assets",
+        "mmrag.store.text",
         "mmrag.pipeline.retrieval",
         "mmrag.pipeline.evaluate",
     ],

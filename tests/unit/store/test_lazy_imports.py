@@ -1,4 +1,4 @@
-"""The connectors, retrieval and evaluation modules import no Qdrant library until used."""
+"""The store, retrieval and evaluation modules import no Qdrant library until used."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ pytestmark = pytest.mark.unit
 @pytest.mark.parametrize(
     "module",
     [
-        "mmrag.connectors",
-        "mmrag.connectors.store",
+        "mmrag.store",
+        "mmrag.store.records",
+        "mmrag.store.plan",
         "mmrag.pipeline.retrieval",
         "mmrag.pipeline.evaluate",
     ],

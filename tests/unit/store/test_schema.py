@@ -6,17 +6,12 @@ import numpy as np
 import pytest
 
 from mmrag.config import PoolingConfig
-from mmrag.connectors.store import (
-    CollectionMismatchError,
-    CollectionSchema,
-    Point,
-    SearchFilter,
-    SparseVector,
-    plan_tree,
-)
 from mmrag.errors import ConfigError
-from mmrag.pipeline.plan import parse_plan
 from mmrag.pipeline.retrieval import hybrid_plan, stage_keys
+from mmrag.store.contract import CollectionMismatchError
+from mmrag.store.plan import parse_plan, plan_tree
+from mmrag.store.records import Point, SearchFilter, SparseVector
+from mmrag.store.schema import CollectionSchema
 from mmrag.types import Embedding, Item
 
 pytestmark = pytest.mark.unit

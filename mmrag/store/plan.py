@@ -6,7 +6,7 @@ previous stage's candidates (a nested Qdrant prefetch). ``+`` joins stages fused
 ``(dense@50 + text@50) -> full@10``.
 
 Example:
-    >>> from mmrag.pipeline.plan import parse_plan
+    >>> from mmrag.store.plan import parse_plan
     >>> plan = parse_plan("global@200 -> rows@50 -> full@10")
     >>> [(s.using, s.limit) for s in plan.stages]
     [('global', 200), ('rows', 50), ('full', 10)]
@@ -120,3 +120,50 @@ def parse_plan(text: str) -> Plan:
                 f"({before}); each stage can only narrow the candidates down"
             )
     return Plan(stages=stages)
+
+
+# -- plans as engine queries (nested prefetch) -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueryNode:
+    """One node of a nested-prefetch query: search ``using`` (or fuse ``children`` with RRF)
+    over the candidates of ``children`` (none: the whole collection), keeping ``limit``."""
+
+    using: str | None
+    limit: int
+    children: tuple[QueryNode, ...] = ()
+
+    @property
+    def is_fusion(self) -> bool:
+        """True for an RRF fusion of the children."""
+        return self.using is None
+
+
+def plan_tree(plan: Plan) -> QueryNode:
+    """The nested-prefetch tree of a plan: the last stage at the root, the first at the leaves.
+
+    Each stage rescoring the previous stage's candidates is a node whose child is the previous
+    stage. A fused stage ``(a@50 + b@50)`` is an RRF node whose children are ``a`` and ``b``,
+    each over the previous stage's candidates.
+
+    Example:
+        >>> from mmrag.store.plan import parse_plan
+        >>> from mmrag.store.plan import plan_tree
+        >>> root = plan_tree(parse_plan("global@200 -> rows@50 -> full@10"))
+        >>> root.using, root.children[0].using, root.children[0].children[0].limit
+        ('full', 'rows', 200)
+    """
+    node: QueryNode | None = None
+    for stage in plan.stages:
+        node = _stage_node(stage, node)
+    assert node is not None
+    return node
+
+
+def _stage_node(stage: Stage, below: QueryNode | None) -> QueryNode:
+    children = () if below is None else (below,)
+    if stage.fuse:
+        members = tuple(_stage_node(member, below) for member in stage.fuse)
+        return QueryNode(using=None, limit=stage.limit, children=members)
+    return QueryNode(using=stage.using, limit=stage.limit, children=children)

@@ -7,7 +7,7 @@ writes are atomic (a temporary file renamed into place on local disks, one PUT o
 
 Example:
     >>> from PIL import Image
-    >>> from mmrag.connectors.assets import AssetStore
+    >>> from mmrag.store.assets import AssetStore
     >>> assets = AssetStore("memory://doc-assets")
     >>> url = assets.put("6d1f6a8e-1b7e-4ef1-9d0c-6f1d2c3b4a59", Image.new("RGB", (8, 4), "red"))
     >>> assets.get("6d1f6a8e-1b7e-4ef1-9d0c-6f1d2c3b4a59").size
@@ -24,8 +24,8 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from mmrag.connectors.store import StoreError
 from mmrag.errors import ConfigError
+from mmrag.store.contract import StoreError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -50,7 +50,7 @@ class AssetStore:
     format later does not orphan what is stored.
 
     Example:
-        >>> from mmrag.connectors.assets import AssetStore
+        >>> from mmrag.store.assets import AssetStore
         >>> AssetStore("memory://pages", format="jpeg", quality=85).url("abc")
         'memory:///pages/ab/abc.jpg'
     """

@@ -38,8 +38,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 
-from mmrag.connectors.server.jobs import JobManager, _LockedStore
-from mmrag.connectors.server.schemas import (
+from mmrag.integrations.server.jobs import JobManager, _LockedStore
+from mmrag.integrations.server.schemas import (
     AnswerOut,
     AskIn,
     DeletedOut,
@@ -55,7 +55,7 @@ from mmrag.connectors.server.schemas import (
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
-STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 _ITEM_ID = r"^[0-9a-fA-F-]{36}$"
 _CHUNK = 1 << 20
 _THUMB_MAX = 2048
@@ -228,7 +228,7 @@ def create_app(
     the operator names) are indexed by a job queued when the app starts.
 
     Example:
-        >>> from mmrag.connectors.server import create_app                     # doctest: +SKIP
+        >>> from mmrag.integrations.server import create_app                     # doctest: +SKIP
         >>> from fastapi.testclient import TestClient                          # doctest: +SKIP
         >>> with TestClient(create_app("mmrag.toml")) as client:               # doctest: +SKIP
         ...     client.get("/api/v1/search", params={"q": "revenue"}).json()["hits"][0]["citation"]
@@ -316,8 +316,8 @@ def _version() -> str:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    from mmrag.connectors.assets import AssetNotFoundError
-    from mmrag.connectors.store import StoreLockedError
+    from mmrag.store.assets import AssetNotFoundError
+    from mmrag.store.contract import StoreLockedError
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -373,7 +373,7 @@ def _install_auth(app: FastAPI, service: _Service) -> None:
 
 
 def _install_routes(app: FastAPI, service: _Service) -> None:
-    from mmrag.connectors.store import SearchFilter
+    from mmrag.store.records import SearchFilter
 
     prefix = API_PREFIX
 

@@ -1,7 +1,7 @@
 """What both store backends share: batching, write locking, validation, scoring by id.
 
 A backend subclasses :class:`BaseStore` and implements the ``_``-prefixed primitives in its own
-engine's types; everything user-facing (the :class:`~mmrag.connectors.store.VectorStore`
+engine's types; everything user-facing (the :class:`~mmrag.store.contract.VectorStore`
 methods) is written once here.
 """
 
@@ -15,22 +15,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mmrag.connectors.store import (
-    CollectionInfo,
-    CollectionSchema,
-    Point,
-    QueryNode,
-    QueryVector,
-    Record,
-    ScoredRecord,
-    SearchFilter,
-    StoreError,
-    plan_tree,
-)
 from mmrag.errors import ConfigError
+from mmrag.store.contract import CollectionInfo, StoreError
+from mmrag.store.plan import QueryNode, plan_tree
+from mmrag.store.records import Point, QueryVector, Record, ScoredRecord, SearchFilter
+from mmrag.store.schema import CollectionSchema
 
 if TYPE_CHECKING:
-    from mmrag.pipeline.plan import Plan
+    from mmrag.store.plan import Plan
     from mmrag.types import Embedding, Item
 
 __all__ = ["BaseStore", "EngineQuery"]
@@ -55,7 +47,7 @@ class EngineQuery:
 
 
 class BaseStore(abc.ABC):
-    """Shared implementation of :class:`~mmrag.connectors.store.VectorStore`."""
+    """Shared implementation of :class:`~mmrag.store.contract.VectorStore`."""
 
     backend: str = ""
 
@@ -132,7 +124,7 @@ class BaseStore(abc.ABC):
     def _point_for(self, item: Item, embedding: Embedding) -> Point:
         text_vector = None
         if self.schema.text and item.text:
-            from mmrag.connectors.text import bm25_document
+            from mmrag.store.text import bm25_document
 
             text_vector = bm25_document(item.text)
         return Point.from_item(item, embedding, self.schema.embedder_id, text_vector=text_vector)
@@ -165,7 +157,7 @@ class BaseStore(abc.ABC):
 
     def publish(self, source: str) -> int:
         """Make the pending points of ``source`` visible to search; returns how many were
-        pending (see :data:`~mmrag.connectors.store.PENDING_FIELD`)."""
+        pending (see :data:`~mmrag.store.contract.PENDING_FIELD`)."""
         self._check_open()
         with self._write_lock:
             n = self._count_pending(source)

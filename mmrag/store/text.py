@@ -6,7 +6,7 @@ term-frequency weights; queries get weight 1 per unique term; the collection's s
 applies IDF (``Modifier.IDF``), so the engine computes full BM25.
 
 Example:
-    >>> from mmrag.connectors.text import bm25_document, bm25_query
+    >>> from mmrag.store.text import bm25_document, bm25_query
     >>> doc = bm25_document("Revenue grew in 2024; revenue fell in 2023.")
     >>> query = bm25_query("revenue 2024")
     >>> set(query.indices) <= set(doc.indices)
@@ -19,7 +19,7 @@ import functools
 import threading
 from typing import Any
 
-from mmrag.connectors.store import SparseVector
+from mmrag.store.records import SparseVector
 
 __all__ = ["bm25_document", "bm25_query"]
 

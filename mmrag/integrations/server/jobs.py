@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mmrag.connectors.server.schemas import JobOut, ProgressOut
+from mmrag.integrations.server.schemas import JobOut, ProgressOut
 from mmrag.pipeline.pipeline import Pipeline
 from mmrag.types import IndexReport
 
@@ -106,7 +106,7 @@ class JobManager:
     failing file is recorded in the job's report and the job carries on.
 
     Example:
-        >>> from mmrag.connectors.server import JobManager                       # doctest: +SKIP
+        >>> from mmrag.integrations.server import JobManager                       # doctest: +SKIP
         >>> jobs = JobManager(pipeline)                                          # doctest: +SKIP
         >>> job_id = jobs.submit(["docs/"])                                      # doctest: +SKIP
         >>> jobs.get(job_id).status                                              # doctest: +SKIP

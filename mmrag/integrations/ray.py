@@ -18,7 +18,7 @@ With a Qdrant server, the writers also put page images into the asset store, so
 ``store.assets`` must be a URL every node can reach (``s3://…`` or a shared folder).
 
 Example:
-    >>> from mmrag.connectors.ray import index_with_ray                        # doctest: +SKIP
+    >>> from mmrag.integrations.ray import index_with_ray                        # doctest: +SKIP
     >>> from mmrag.pipeline.pipeline import Pipeline                            # doctest: +SKIP
     >>> pipe = Pipeline.from_config("mmrag.toml")                               # doctest: +SKIP
     >>> index_with_ray(pipe, ["/data/reports/"], num_embed_actors=4,
@@ -45,12 +45,13 @@ from mmrag.types import IndexReport, Item
 
 if TYPE_CHECKING:
     from mmrag.config import RayConfig, StoreConfig
-    from mmrag.connectors.assets import AssetStore
-    from mmrag.connectors.store import CollectionSchema, VectorStore
     from mmrag.embedders.pooling import Pooler
     from mmrag.pipeline.ingest.discovery import Source
     from mmrag.pipeline.ingest.options import IngestConfig
     from mmrag.pipeline.pipeline import Pipeline
+    from mmrag.store.assets import AssetStore
+    from mmrag.store.contract import VectorStore
+    from mmrag.store.schema import CollectionSchema
 
 __all__ = [
     "AssetOpener",
@@ -147,7 +148,7 @@ class StoreOpener:
     schema: CollectionSchema
 
     def __call__(self) -> VectorStore:
-        from mmrag.connectors import open_store
+        from mmrag.store import open_store
 
         return open_store(self.config, self.schema)
 
@@ -165,7 +166,7 @@ class AssetOpener:
         return cls(assets.root, assets.format, assets.quality)
 
     def __call__(self) -> AssetStore:
-        from mmrag.connectors.assets import AssetStore
+        from mmrag.store.assets import AssetStore
 
         return AssetStore(self.url, format=self.format, quality=self.quality)  # type: ignore[arg-type]
 
@@ -194,7 +195,7 @@ class StoredIds:
     def of(cls, store: VectorStore) -> StoredIds:
         """The ids of the complete points in ``store`` (scrolled 1,000 at a time); a point left
         pending by an interrupted job is not in it, so it is written again."""
-        from mmrag.connectors.store import PENDING_FIELD
+        from mmrag.store.contract import PENDING_FIELD
 
         return cls(
             record.id

@@ -10,13 +10,13 @@ A call that fails because the server cannot be reached (connection refused or re
 HTTP 408 / 429 / 502 / 503 / 504, gRPC UNAVAILABLE) is retried with exponential backoff
 (:class:`RetryPolicy`; ``store.retries`` and ``store.retry_backoff_s`` in the config). Every
 call retried is idempotent (upserts and deletes by deterministic id). When the retries run out,
-:class:`~mmrag.connectors.store.StoreUnavailableError` names the URL, the operation and the
+:class:`~mmrag.store.contract.StoreUnavailableError` names the URL, the operation and the
 last error.
 
 Example:
     >>> import numpy as np
-    >>> from mmrag.connectors.qdrant import ServerStore
-    >>> from mmrag.connectors.store import CollectionSchema, Point
+    >>> from mmrag.store.server import ServerStore
+    >>> from mmrag.store import CollectionSchema, Point
     >>> schema = CollectionSchema(embedder_id="toy", kind="single", dim=4)
     >>> store = ServerStore.connect(location=":memory:", collection="docs", schema=schema)
     >>> _ = store.upsert([Point("6d1f6a8e-1b7e-4ef1-9d0c-6f1d2c3b4a59",
@@ -37,24 +37,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from mmrag.connectors._base import BaseStore, EngineQuery
-from mmrag.connectors.store import (
+from mmrag.errors import MissingDependencyError
+from mmrag.store._base import BaseStore, EngineQuery
+from mmrag.store.contract import (
     FILTER_FIELDS,
     PENDING_FIELD,
     RRF_K,
-    CollectionSchema,
-    Point,
     QueryNode,
-    QueryVector,
-    Record,
-    ScoredRecord,
-    SearchFilter,
-    SparseVector,
     StoreError,
     StoreUnavailableError,
-    VectorSpec,
 )
-from mmrag.errors import MissingDependencyError
+from mmrag.store.records import Point, QueryVector, Record, ScoredRecord, SearchFilter, SparseVector
+from mmrag.store.schema import CollectionSchema, VectorSpec
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -109,7 +103,7 @@ class RetryPolicy:
     ``backoff_s``, then twice as long each time (with jitter, at most :data:`MAX_BACKOFF_S`).
 
     Example:
-        >>> from mmrag.connectors.qdrant import RetryPolicy
+        >>> from mmrag.store.server import RetryPolicy
         >>> policy = RetryPolicy(retries=2, backoff_s=0.01)
         >>> policy.call("ping", lambda: "pong", where="http://localhost:6333")
         'pong'
@@ -176,7 +170,7 @@ class ServerStore(BaseStore):
     mode) or :meth:`from_config`, or pass your own ``QdrantClient``.
 
     Example:
-        >>> from mmrag.connectors.qdrant import ServerStore
+        >>> from mmrag.store.server import ServerStore
         >>> key = Secret.from_env_var("QDRANT_API_KEY")                   # doctest: +SKIP
         >>> store = ServerStore.connect("http://localhost:6333", collection="docs",
         ...                             schema=schema, api_key=key)       # doctest: +SKIP
@@ -601,7 +595,7 @@ def _local_client(path: str) -> QdrantClient:
         return QdrantClient(path=path)
     except RuntimeError as exc:
         if "already accessed" in str(exc):
-            from mmrag.connectors.store import StoreLockedError
+            from mmrag.store.contract import StoreLockedError
 
             raise StoreLockedError(
                 f"the local-mode store {path} is already open by another client; close it, or "

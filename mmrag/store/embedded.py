@@ -8,8 +8,8 @@ folder.
 
 Example:
     >>> import numpy as np, tempfile
-    >>> from mmrag.connectors.qdrant_edge import EmbeddedStore
-    >>> from mmrag.connectors.store import CollectionSchema, Point
+    >>> from mmrag.store.embedded import EmbeddedStore
+    >>> from mmrag.store import CollectionSchema, Point
     >>> schema = CollectionSchema(embedder_id="toy", kind="single", dim=4)
     >>> with EmbeddedStore(tempfile.mkdtemp(), "docs", schema) as store:
     ...     _ = store.upsert([Point("6d1f6a8e-1b7e-4ef1-9d0c-6f1d2c3b4a59",
@@ -30,24 +30,18 @@ from typing import Any
 
 import numpy as np
 
-from mmrag.connectors._base import BaseStore, EngineQuery
-from mmrag.connectors.store import (
+from mmrag.errors import MissingDependencyError
+from mmrag.store._base import BaseStore, EngineQuery
+from mmrag.store.contract import (
     FILTER_FIELDS,
     PENDING_FIELD,
     RRF_K,
-    CollectionSchema,
-    Point,
     QueryNode,
-    QueryVector,
-    Record,
-    ScoredRecord,
-    SearchFilter,
-    SparseVector,
     StoreError,
     StoreLockedError,
-    VectorSpec,
 )
-from mmrag.errors import MissingDependencyError
+from mmrag.store.records import Point, QueryVector, Record, ScoredRecord, SearchFilter, SparseVector
+from mmrag.store.schema import CollectionSchema, VectorSpec
 
 __all__ = ["EmbeddedStore"]
 
@@ -76,7 +70,7 @@ class EmbeddedStore(BaseStore):
     indexes (searches are exact brute force on segments not yet optimized).
 
     Example:
-        >>> from mmrag.connectors.qdrant_edge import EmbeddedStore   # doctest: +SKIP
+        >>> from mmrag.store.embedded import EmbeddedStore   # doctest: +SKIP
         >>> store = EmbeddedStore("mmrag_index", "docs", schema)      # doctest: +SKIP
     """
 

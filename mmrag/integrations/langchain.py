@@ -18,7 +18,7 @@ the retrieved text with a numbered citation per document; with
 This module imports LangChain; ``import mmrag`` never imports it.
 
 Example:
-    >>> from mmrag.connectors.langchain import MmragRetriever               # doctest: +SKIP
+    >>> from mmrag.integrations.langchain import MmragRetriever               # doctest: +SKIP
     >>> retriever = MmragRetriever.from_config("mmrag.toml", k=3, image="uri")  # doctest: +SKIP
     >>> for doc in retriever.invoke("How much did revenue grow in 2024?"):   # doctest: +SKIP
     ...     print(doc.metadata["citation"], doc.metadata["score"], doc.metadata["image_uri"])
@@ -48,11 +48,11 @@ from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mmrag.config import PipelineConfig
-from mmrag.connectors.assets import AssetNotFoundError
-from mmrag.connectors.store import SearchFilter
 from mmrag.errors import ConfigError
 from mmrag.pipeline.pipeline import Pipeline
-from mmrag.pipeline.plan import Plan, Stage, parse_plan
+from mmrag.store.assets import AssetNotFoundError
+from mmrag.store.plan import Plan, Stage, parse_plan
+from mmrag.store.records import SearchFilter
 from mmrag.types import Hit, Item, Modality
 
 __all__ = [
@@ -134,7 +134,7 @@ def hit_to_document(
 ) -> Document:
     """One retrieved :class:`~mmrag.types.Hit` as a LangChain ``Document``.
 
-    ``assets`` (an :class:`~mmrag.connectors.assets.AssetStore`) is needed for ``image="base64"``
+    ``assets`` (an :class:`~mmrag.store.assets.AssetStore`) is needed for ``image="base64"``
     (the stored page image, PNG or JPEG, base64-encoded in ``image_base64``) and ``image="uri"``
     (its URL in ``image_uri``); both set ``image_mime``. A hit whose image is not stored gets
     neither key (and a warning in the log).
@@ -245,7 +245,7 @@ class MmragRetriever(BaseRetriever):
     is larger than the plan's last stage keeps, every stage is widened to at least ``k``, so the
     retriever returns ``k`` documents whenever the index has them.
 
-    ``filter`` is a :class:`~mmrag.connectors.store.SearchFilter` or a dict with the keys of
+    ``filter`` is a :class:`~mmrag.store.records.SearchFilter` or a dict with the keys of
     ``SearchFilter.build``: ``source``, ``modality``, ``pages`` (an inclusive ``(first, last)``
     range; either end may be ``None``), ``metadata``.
 
@@ -253,7 +253,7 @@ class MmragRetriever(BaseRetriever):
     use the pipeline as a context manager) when done.
 
     Example:
-        >>> from mmrag.connectors.langchain import MmragRetriever               # doctest: +SKIP
+        >>> from mmrag.integrations.langchain import MmragRetriever               # doctest: +SKIP
         >>> from mmrag.pipeline.pipeline import Pipeline                        # doctest: +SKIP
         >>> pipe = Pipeline.from_config("mmrag.toml")                           # doctest: +SKIP
         >>> retriever = MmragRetriever(pipeline=pipe, k=4, image="base64",

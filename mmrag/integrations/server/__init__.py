@@ -15,13 +15,13 @@ imports it.
 
 Example:
     >>> from mmrag.config import PipelineConfig
-    >>> from mmrag.connectors.server import create_app                         # doctest: +SKIP
+    >>> from mmrag.integrations.server import create_app                         # doctest: +SKIP
     >>> app = create_app(PipelineConfig.load("mmrag.toml"), api_key="env:MMRAG_API_KEY",
     ...                  allowed_roots=["/srv/docs"])                            # doctest: +SKIP
     >>> import uvicorn; uvicorn.run(app, port=8000)                              # doctest: +SKIP
 """
 
-from mmrag.connectors.server.app import API_PREFIX, create_app
-from mmrag.connectors.server.jobs import JobManager
+from mmrag.integrations.server.app import API_PREFIX, create_app
+from mmrag.integrations.server.jobs import JobManager
 
 __all__ = ["API_PREFIX", "JobManager", "create_app"]

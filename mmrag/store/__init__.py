@@ -6,8 +6,8 @@ store is opened.
 Example:
     >>> import tempfile
     >>> from mmrag.config import StoreConfig
-    >>> from mmrag.connectors import open_store
-    >>> from mmrag.connectors.store import CollectionSchema
+    >>> from mmrag.store import open_store
+    >>> from mmrag.store import CollectionSchema
     >>> schema = CollectionSchema(embedder_id="toy", kind="single", dim=4)
     >>> with open_store(StoreConfig(path=tempfile.mkdtemp()), schema) as store:
     ...     store.count()
@@ -22,19 +22,18 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mmrag.config import StoreConfig
-    from mmrag.connectors.assets import AssetStore
-    from mmrag.connectors.qdrant import ServerStore
-    from mmrag.connectors.qdrant_edge import EmbeddedStore
-    from mmrag.connectors.store import (
+    from mmrag.store.assets import AssetStore
+    from mmrag.store.contract import (
         CollectionInfo,
         CollectionMismatchError,
-        CollectionSchema,
-        Point,
-        SearchFilter,
         StoreError,
         StoreLockedError,
         VectorStore,
     )
+    from mmrag.store.embedded import EmbeddedStore
+    from mmrag.store.records import Point, SearchFilter
+    from mmrag.store.schema import CollectionSchema
+    from mmrag.store.server import ServerStore
 
 __all__ = [
     "AssetStore",
@@ -53,17 +52,17 @@ __all__ = [
 ]
 
 _LAZY = {
-    "AssetStore": "mmrag.connectors.assets",
-    "EmbeddedStore": "mmrag.connectors.qdrant_edge",
-    "ServerStore": "mmrag.connectors.qdrant",
-    "CollectionInfo": "mmrag.connectors.store",
-    "CollectionMismatchError": "mmrag.connectors.store",
-    "CollectionSchema": "mmrag.connectors.store",
-    "Point": "mmrag.connectors.store",
-    "SearchFilter": "mmrag.connectors.store",
-    "StoreError": "mmrag.connectors.store",
-    "StoreLockedError": "mmrag.connectors.store",
-    "VectorStore": "mmrag.connectors.store",
+    "AssetStore": "mmrag.store.assets",
+    "EmbeddedStore": "mmrag.store.embedded",
+    "ServerStore": "mmrag.store.server",
+    "CollectionInfo": "mmrag.store",
+    "CollectionMismatchError": "mmrag.store",
+    "CollectionSchema": "mmrag.store",
+    "Point": "mmrag.store",
+    "SearchFilter": "mmrag.store",
+    "StoreError": "mmrag.store",
+    "StoreLockedError": "mmrag.store",
+    "VectorStore": "mmrag.store",
 }
 
 
@@ -77,17 +76,17 @@ def open_store(
     ``schema=None`` opens an existing collection as stored (for ``delete``, ``info``).
     """
     if config.backend == "server":
-        from mmrag.connectors.qdrant import ServerStore
+        from mmrag.store.server import ServerStore
 
         return ServerStore.from_config(config, schema, recreate=recreate)
-    from mmrag.connectors.qdrant_edge import EmbeddedStore
+    from mmrag.store.embedded import EmbeddedStore
 
     return EmbeddedStore(config.path, config.collection, schema, recreate=recreate)
 
 
 def open_assets(config: StoreConfig, **options: Any) -> AssetStore:
     """The asset store for page and frame images: ``config.assets`` or ``<path>/assets``."""
-    from mmrag.connectors.assets import AssetStore
+    from mmrag.store.assets import AssetStore
 
     url = config.assets or str(Path(config.path).expanduser() / "assets")
     options = {"format": config.asset_format, "quality": config.asset_quality, **options}
@@ -97,7 +96,7 @@ def open_assets(config: StoreConfig, **options: Any) -> AssetStore:
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
-        raise AttributeError(f"module 'mmrag.connectors' has no attribute {name!r}")
+        raise AttributeError(f"module 'mmrag.store' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
