@@ -1,4 +1,20 @@
-"""Connectors: the vector store (embedded Qdrant Edge or a Qdrant server) and the asset store.
+"""The store layer, below the pipeline: the vector store and the asset store.
+
+=================  ========================================================================
+module             what
+=================  ========================================================================
+``contract``       the ``VectorStore`` protocol, its errors and constants
+``schema``         ``CollectionSchema``: one named vector per view of a page
+``records``        ``Point``, ``Record``, ``ScoredRecord``, ``SearchFilter``, ``SparseVector``
+``plan``           the retrieval-plan syntax and its nested-prefetch query tree
+``_base``          what both backends share (validation, batching, plan execution)
+``embedded``       ``EmbeddedStore``: Qdrant Edge in-process, in a folder (the default)
+``server``         ``ServerStore``: a Qdrant server or cluster through qdrant-client
+``assets``         ``AssetStore``: page and frame images in a folder or any fsspec URL
+``text``           BM25 sparse vectors for the text channel
+=================  ========================================================================
+
+Nothing here knows the pipeline.
 
 Importing this package is cheap: qdrant-edge, qdrant-client and fsspec are imported when a
 store is opened.
@@ -6,8 +22,7 @@ store is opened.
 Example:
     >>> import tempfile
     >>> from mmrag.config import StoreConfig
-    >>> from mmrag.store import open_store
-    >>> from mmrag.store import CollectionSchema
+    >>> from mmrag.store import CollectionSchema, open_store
     >>> schema = CollectionSchema(embedder_id="toy", kind="single", dim=4)
     >>> with open_store(StoreConfig(path=tempfile.mkdtemp()), schema) as store:
     ...     store.count()
@@ -28,12 +43,35 @@ if TYPE_CHECKING:
         CollectionMismatchError,
         StoreError,
         StoreLockedError,
+        StoreUnavailableError,
         VectorStore,
     )
     from mmrag.store.embedded import EmbeddedStore
-    from mmrag.store.records import Point, SearchFilter
-    from mmrag.store.schema import CollectionSchema
+    from mmrag.store.plan import Plan, parse_plan
+    from mmrag.store.records import Point, Record, ScoredRecord, SearchFilter, SparseVector
+    from mmrag.store.schema import CollectionSchema, VectorSpec
     from mmrag.store.server import ServerStore
+
+_LAZY = {
+    "AssetStore": "mmrag.store.assets",
+    "EmbeddedStore": "mmrag.store.embedded",
+    "ServerStore": "mmrag.store.server",
+    "CollectionInfo": "mmrag.store.contract",
+    "CollectionMismatchError": "mmrag.store.contract",
+    "StoreError": "mmrag.store.contract",
+    "StoreLockedError": "mmrag.store.contract",
+    "StoreUnavailableError": "mmrag.store.contract",
+    "VectorStore": "mmrag.store.contract",
+    "CollectionSchema": "mmrag.store.schema",
+    "VectorSpec": "mmrag.store.schema",
+    "Point": "mmrag.store.records",
+    "Record": "mmrag.store.records",
+    "ScoredRecord": "mmrag.store.records",
+    "SearchFilter": "mmrag.store.records",
+    "SparseVector": "mmrag.store.records",
+    "Plan": "mmrag.store.plan",
+    "parse_plan": "mmrag.store.plan",
+}
 
 __all__ = [
     "AssetStore",
@@ -41,29 +79,22 @@ __all__ = [
     "CollectionMismatchError",
     "CollectionSchema",
     "EmbeddedStore",
+    "Plan",
     "Point",
+    "Record",
+    "ScoredRecord",
     "SearchFilter",
     "ServerStore",
+    "SparseVector",
     "StoreError",
     "StoreLockedError",
+    "StoreUnavailableError",
+    "VectorSpec",
     "VectorStore",
     "open_assets",
     "open_store",
+    "parse_plan",
 ]
-
-_LAZY = {
-    "AssetStore": "mmrag.store.assets",
-    "EmbeddedStore": "mmrag.store.embedded",
-    "ServerStore": "mmrag.store.server",
-    "CollectionInfo": "mmrag.store",
-    "CollectionMismatchError": "mmrag.store",
-    "CollectionSchema": "mmrag.store",
-    "Point": "mmrag.store",
-    "SearchFilter": "mmrag.store",
-    "StoreError": "mmrag.store",
-    "StoreLockedError": "mmrag.store",
-    "VectorStore": "mmrag.store",
-}
 
 
 def open_store(

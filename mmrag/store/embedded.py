@@ -36,10 +36,10 @@ from mmrag.store.contract import (
     FILTER_FIELDS,
     PENDING_FIELD,
     RRF_K,
-    QueryNode,
     StoreError,
     StoreLockedError,
 )
+from mmrag.store.plan import QueryNode
 from mmrag.store.records import Point, QueryVector, Record, ScoredRecord, SearchFilter, SparseVector
 from mmrag.store.schema import CollectionSchema, VectorSpec
 
