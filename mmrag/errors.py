@@ -13,10 +13,12 @@ Example:
 from __future__ import annotations
 
 from os import PathLike
+from typing import Any
 
 __all__ = [
     "ConfigError",
     "FeatureNotAvailableError",
+    "IndexStoppedError",
     "IngestError",
     "MissingDependencyError",
     "MmragError",
@@ -55,3 +57,15 @@ class IngestError(MmragError):
         # Keep the two-argument constructor picklable (errors cross process boundaries when
         # rendering runs in worker processes).
         return (type(self), (self.source, self.reason))
+
+
+class IndexStoppedError(MmragError):
+    """An indexing job stopped before the end (e.g. the store stayed unreachable).
+
+    Everything written so far is kept; running the same job again resumes it. ``report`` is
+    the partial :class:`~mmrag.types.IndexReport`.
+    """
+
+    def __init__(self, message: str, report: Any) -> None:
+        super().__init__(message)
+        self.report = report

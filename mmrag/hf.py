@@ -6,7 +6,7 @@ weights load on first use or an explicit :meth:`HFComponent.load`.
 :class:`mmrag.embedders.base.ModelEmbedder` builds on it with batching and the embedding API.
 
 Example:
-    >>> from mmrag.rerankers.mllm import MonoQwenReranker
+    >>> from mmrag.rerankers.monoqwen import MonoQwenReranker
     >>> reranker = MonoQwenReranker(device="cpu")        # nothing loads yet
     >>> reranker.is_loaded
     False

@@ -2,7 +2,9 @@
 
 A pipeline names its components by a short name (``colqwen2``) or by a dotted import path
 (``my_pkg.embedders.MyEmbedder``). Nothing is imported until :func:`resolve` is called, so
-``import mmrag`` stays fast. Adding a component is one new file plus one line here.
+``import mmrag`` stays fast. Adding a reranker or generator is one new file plus one line here.
+The embedder names are not written here: they are derived from the family specs in
+:mod:`mmrag.embedders.families` (plain data, no torch), where a family is defined once.
 
 Example:
     >>> from mmrag.registry import known_types
@@ -15,6 +17,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 
+from mmrag.embedders.families import SPECS
 from mmrag.errors import ConfigError, FeatureNotAvailableError
 
 __all__ = ["COMPONENTS", "KINDS", "known_types", "resolve", "validate_type"]
@@ -22,18 +25,11 @@ __all__ = ["COMPONENTS", "KINDS", "known_types", "resolve", "validate_type"]
 #: kind → short name → "module:attribute". Entries whose module is not in this build resolve to
 #: a clear FeatureNotAvailableError, never to a placeholder.
 COMPONENTS: Mapping[str, Mapping[str, str]] = {
-    "embedder": {
-        "clip": "mmrag.embedders.clip:ClipEmbedder",
-        "vlm2vec": "mmrag.embedders.vlm2vec:VLM2VecEmbedder",
-        "e5v": "mmrag.embedders.e5v:E5VEmbedder",
-        "colpali": "mmrag.embedders.colpali:ColPaliEmbedder",
-        "colqwen2": "mmrag.embedders.colpali:ColQwen2Embedder",
-        "colmodernvbert": "mmrag.embedders.colpali:ColModernVBertEmbedder",
-    },
+    "embedder": {spec.name: spec.target for spec in SPECS},
     "reranker": {
         "maxsim": "mmrag.rerankers.maxsim:MaxSimReranker",
-        "monoqwen": "mmrag.rerankers.mllm:MonoQwenReranker",
-        "score_head": "mmrag.rerankers.mllm:ScoreHeadReranker",
+        "monoqwen": "mmrag.rerankers.monoqwen:MonoQwenReranker",
+        "score_head": "mmrag.rerankers.score_head:ScoreHeadReranker",
     },
     "generator": {
         "transformers": "mmrag.generators.transformers_vlm:TransformersGenerator",

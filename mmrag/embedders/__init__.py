@@ -1,6 +1,7 @@
 """Embedders: the protocol, the model catalogue, and the families (CLIP, VLM2Vec, E5-V, ColPali).
 
-Importing this package is cheap; each family module imports torch / transformers itself.
+Importing this package is cheap; each family module imports torch / transformers itself. A
+family is defined once, by its spec in :mod:`mmrag.embedders.families`.
 
 Example:
     >>> from mmrag.embedders import list_supported_models
@@ -15,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from mmrag.embedders.base import Embedder, ModelEmbedder, Query
-from mmrag.embedders.catalogue import FAMILIES, describe, list_supported_models
+from mmrag.embedders.catalogue import _BY_NAME, FAMILIES, describe, list_supported_models
+from mmrag.embedders.families import MODEL_TYPES, SPECS, family_of_model_type, get_spec
 from mmrag.errors import ConfigError
 
 __all__ = [
@@ -28,21 +30,18 @@ __all__ = [
     "load_embedder",
 ]
 
-#: ``model_type`` in a checkpoint's config.json → embedder family.
-_MODEL_TYPES = {
-    "colpali": "colpali",
-    "colqwen2": "colqwen2",
-    "colmodernvbert": "colmodernvbert",
-    "qwen2_vl": "vlm2vec",
-    "llava_next": "e5v",
-}
-
 
 def detect_family(model: str) -> str:
-    """The family of a local checkpoint folder, from its own config (never from its name)."""
+    """The family of a local checkpoint folder, from its own config (never from its name).
+
+    A family's marker file (open_clip's ``open_clip_config.json``) or the ``model_type`` of the
+    folder's config.json decides; both come from the family specs in
+    :mod:`mmrag.embedders.families`.
+    """
     folder = Path(model)
-    if (folder / "open_clip_config.json").is_file():
-        return "clip"
+    for spec in SPECS:
+        if any((folder / marker).is_file() for marker in spec.marker_files):
+            return spec.name
     config = folder / "config.json"
     adapter = folder / "adapter_config.json"
     if adapter.is_file() and not config.is_file():
@@ -54,11 +53,12 @@ def detect_family(model: str) -> str:
         )
     if config.is_file():
         model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
-        if model_type in _MODEL_TYPES:
-            return _MODEL_TYPES[model_type]
+        family = family_of_model_type(model_type)
+        if family is not None:
+            return family
         raise ConfigError(
             f"{model}: model_type {model_type!r} is not an architecture mmrag can embed with; "
-            f"supported: {', '.join(sorted(_MODEL_TYPES))}"
+            f"supported: {', '.join(sorted(MODEL_TYPES))}"
         )
     raise ConfigError(
         f"{model!r} is neither in the model catalogue nor a local checkpoint folder; name its "
@@ -71,11 +71,6 @@ def load_embedder(model: str, family: str | None = None, **kwargs: Any) -> Model
 
     ``family`` is needed only for ids that are neither in the catalogue nor local folders.
     """
-    from mmrag.embedders.catalogue import _BY_NAME
-    from mmrag.registry import resolve
-
     if family is None:
         family = _BY_NAME[model].family if model in _BY_NAME else detect_family(model)
-    elif family not in FAMILIES:
-        raise ConfigError(f"unknown embedder family {family!r}; allowed: {', '.join(FAMILIES)}")
-    return resolve("embedder", family)(model, **kwargs)
+    return get_spec(family).load_class()(model, **kwargs)

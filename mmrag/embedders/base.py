@@ -16,13 +16,14 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
 
 from mmrag.hf import HFComponent
 
 if TYPE_CHECKING:
     from PIL import Image
 
+    from mmrag.embedders.families.spec import FamilySpec
     from mmrag.types import Embedding, Item
 
 __all__ = ["Embedder", "ModelEmbedder", "Query", "QueryLike", "prefetch"]
@@ -163,7 +164,9 @@ class ModelEmbedder(HFComponent):
     """Shared machinery of the model-backed embedders (one subclass per family).
 
     Constructors are cheap and take plain, serialisable parameters; the model loads on first use
-    (or an explicit :meth:`load`). Subclasses implement ``_load()``, ``_embed_images(images)`` and
+    (or an explicit :meth:`load`). A family's class sets ``spec`` to its
+    :class:`~mmrag.embedders.families.spec.FamilySpec`, which gives it ``family`` and ``kind``.
+    Subclasses implement ``_load()``, ``_embed_images(images)`` and
     ``_embed_queries(queries)``, and may add settings to :meth:`id_settings`.
 
     Example:
@@ -173,8 +176,18 @@ class ModelEmbedder(HFComponent):
         'colqwen2'
     """
 
+    #: The family's single definition (:mod:`mmrag.embedders.families`); a subclass that sets
+    #: it gets ``family`` and ``kind`` from it.
+    spec: ClassVar[FamilySpec | None] = None
     family: str = ""
     kind: Literal["single", "multi"] = "single"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        spec = cls.__dict__.get("spec")
+        if spec is not None:
+            cls.family = spec.name
+            cls.kind = spec.kind
 
     def __init__(
         self,

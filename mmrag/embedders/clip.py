@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmrag.embedders.base import ModelEmbedder, Query
+from mmrag.embedders.families.clip import CLIP
 from mmrag.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -120,8 +121,7 @@ class ClipEmbedder(ModelEmbedder):
         768
     """
 
-    family = "clip"
-    kind = "single"
+    spec = CLIP
 
     _model: Any
     _preprocess: Any

@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mmrag.embedders.base import ModelEmbedder, Query
+from mmrag.embedders.families.e5v import E5V
 from mmrag.embedders.vlm2vec import last_token, positions_from_mask
 from mmrag.errors import ConfigError
 
@@ -113,10 +114,7 @@ class E5VEmbedder(ModelEmbedder):
         1
     """
 
-    family = "e5v"
-    kind = "single"
-    #: ``model_type`` the checkpoint's config.json must declare.
-    model_type = "llava_next"
+    spec = E5V
 
     _model: Any
     _processor: Any
@@ -219,10 +217,10 @@ class E5VEmbedder(ModelEmbedder):
         kwargs = self._from_pretrained_kwargs()
         config = AutoConfig.from_pretrained(self.model, **kwargs)
         found = getattr(config, "model_type", None)
-        if found != self.model_type:
+        if found not in E5V.model_types:
             raise ConfigError(
                 f"{self.model!r} is a {found!r} checkpoint; the e5v embedder needs a LLaVA-NeXT "
-                f"checkpoint (model_type {self.model_type!r})"
+                f"checkpoint (model_type {E5V.model_types_text()})"
             )
         model, info = LlavaNextForConditionalGeneration.from_pretrained(
             self.model, config=config, dtype=self._torch_dtype(), output_loading_info=True, **kwargs

@@ -51,6 +51,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mmrag.embedders.base import ModelEmbedder, Query
+from mmrag.embedders.families.vlm2vec import VLM2VEC
 from mmrag.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -142,10 +143,7 @@ class VLM2VecEmbedder(ModelEmbedder):
         True
     """
 
-    family = "vlm2vec"
-    kind = "single"
-    #: ``model_type`` the backbone's config.json must declare.
-    model_type = "qwen2_vl"
+    spec = VLM2VEC
 
     _model: Any
     _processor: Any
@@ -324,10 +322,10 @@ class VLM2VecEmbedder(ModelEmbedder):
         kwargs = self._hub_kwargs(revision)
         config = AutoConfig.from_pretrained(source, **kwargs)
         found = getattr(config, "model_type", None)
-        if found != self.model_type:
+        if found not in VLM2VEC.model_types:
             raise ConfigError(
                 f"{source!r} is a {found!r} checkpoint; the vlm2vec embedder needs a Qwen2-VL "
-                f"backbone (model_type {self.model_type!r}) or a LoRA adapter on one"
+                f"backbone (model_type {VLM2VEC.model_types_text()}) or a LoRA adapter on one"
             )
         model, info = Qwen2VLForConditionalGeneration.from_pretrained(
             source, config=config, dtype=self._torch_dtype(), output_loading_info=True, **kwargs

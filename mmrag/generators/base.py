@@ -103,7 +103,7 @@ class PromptSettings:
 
 
 def _load(hit: Hit, max_side: int | None) -> Image.Image | None:
-    from mmrag.pipeline.ingest.images import fit_size
+    from mmrag.imaging import fit_size
 
     try:
         image = hit.item.load_image()

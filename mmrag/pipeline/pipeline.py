@@ -173,20 +173,14 @@ class Pipeline:
         changed file replaces its old points, and ``force`` re-indexes everything.
         ``on_progress(n)`` gets the number of items handled since its last call;
         ``on_status(progress)`` an :class:`~mmrag.pipeline.indexing.IndexProgress` (files,
-        pages, pages/s, ETA). ``engine="ray"`` runs the job on a Ray cluster
-        (:func:`mmrag.integrations.ray.index_with_ray`). A store that stays unreachable raises
-        :class:`~mmrag.pipeline.indexing.IndexStoppedError` (run the job again to resume).
+        pages, pages/s, ETA). ``engine="ray"`` runs the same steps on a Ray cluster
+        (:func:`mmrag.integrations.ray.index_with_ray`, found by name in :data:`ENGINES`: the
+        pipeline never imports the layer above it). A store that stays unreachable raises
+        :class:`~mmrag.errors.IndexStoppedError` (run the job again to resume).
         """
-        if engine == "ray":
-            from mmrag.integrations.ray import index_with_ray
-
-            return index_with_ray(
-                self, sources, force=force, report=IndexReport(), on_progress=on_progress
-            )
         if engine != "local":
-            from mmrag.errors import ConfigError
-
-            raise ConfigError(f"unknown indexing engine {engine!r}; use 'local' or 'ray'")
+            driver = _engine(engine)
+            return driver(self, sources, force=force, report=IndexReport(), on_progress=on_progress)
         from mmrag.pipeline.indexing import index_sources
 
         return index_sources(
@@ -307,3 +301,23 @@ class Pipeline:
             f"Pipeline(embedder={self.config.embedder.type!r}, "
             f"store={self.config.store.backend!r}, plan={self.config.retrieval.plan!r})"
         )
+
+
+#: Indexing engines other than the local job: name → "module:function" of a driver taking
+#: ``(pipeline, sources, *, force, report, on_progress)``. Resolved by name (a plugin above the
+#: pipeline, never imported by it).
+ENGINES: dict[str, str] = {"ray": "mmrag.integrations.ray:index_with_ray"}
+
+
+def _engine(name: str) -> Callable[..., IndexReport]:
+    import importlib
+
+    from mmrag.errors import ConfigError
+
+    target = ENGINES.get(name)
+    if target is None:
+        raise ConfigError(
+            f"unknown indexing engine {name!r}; use 'local' or {', '.join(map(repr, ENGINES))}"
+        )
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)

@@ -2,9 +2,9 @@
 
 - :class:`~mmrag.rerankers.maxsim.MaxSimReranker` – exact late-interaction MaxSim over each
   page's full multi-vector (what a pooled candidate stage approximated).
-- :class:`~mmrag.rerankers.mllm.MonoQwenReranker` – a multimodal LLM judging each page image
+- :class:`~mmrag.rerankers.monoqwen.MonoQwenReranker` – a multimodal LLM judging each page image
   against the query ("True" / "False" logits; MonoQwen2-VL).
-- :class:`~mmrag.rerankers.mllm.ScoreHeadReranker` – a VLM with a scoring head
+- :class:`~mmrag.rerankers.score_head.ScoreHeadReranker` – a VLM with a scoring head
   (jina-reranker-m0).
 
 Importing this package is cheap; the model-backed rerankers import torch when they load.

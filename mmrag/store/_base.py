@@ -111,7 +111,7 @@ class BaseStore(abc.ABC):
         written = 0
         batch: list[Point] = []
         for entry in points:
-            point = entry if isinstance(entry, Point) else self._point_for(*entry)
+            point = entry if isinstance(entry, Point) else Point.for_collection(*entry, self.schema)
             self.schema.validate_point(point)
             batch.append(point)
             if len(batch) >= batch_size:
@@ -120,14 +120,6 @@ class BaseStore(abc.ABC):
         if batch:
             written += self._write_batch(batch)
         return written
-
-    def _point_for(self, item: Item, embedding: Embedding) -> Point:
-        text_vector = None
-        if self.schema.text and item.text:
-            from mmrag.store.text import bm25_document
-
-            text_vector = bm25_document(item.text)
-        return Point.from_item(item, embedding, self.schema.embedder_id, text_vector=text_vector)
 
     def _write_batch(self, batch: list[Point]) -> int:
         unique = list({p.id: p for p in batch}.values())  # last write of an id wins

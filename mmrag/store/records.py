@@ -16,28 +16,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmrag.errors import ConfigError
+from mmrag.store.contract import PENDING_FIELD
+from mmrag.store.text import SparseVector, bm25_document
 
 if TYPE_CHECKING:
+    from mmrag.store.schema import CollectionSchema
     from mmrag.types import Embedding, Item
 
 __all__ = ["Point", "QueryVector", "Record", "ScoredRecord", "SearchFilter", "SparseVector"]
 
 # -- values ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SparseVector:
-    """A sparse vector (the BM25 ``text`` channel): parallel ``indices`` and ``values``."""
-
-    indices: tuple[int, ...]
-    values: tuple[float, ...]
-
-    def __post_init__(self) -> None:
-        if len(self.indices) != len(self.values):
-            raise ValueError(
-                f"a sparse vector needs as many values as indices; got {len(self.indices)} "
-                f"indices and {len(self.values)} values"
-            )
 
 
 #: What a query searches one named vector with.
@@ -69,11 +57,16 @@ class Point:
         embedding: Embedding,
         embedder_id: str,
         *,
-        text_vector: SparseVector | None = None,
+        text: bool = False,
+        pending: bool = False,
     ) -> Point:
-        """A point for ``item`` embedded by ``embedder_id``: deterministic id, payload, vectors.
+        """The point of ``item`` embedded by ``embedder_id``: deterministic id, payload, vectors.
 
-        ``embedding.pooled`` supplies the pooled views; ``visual()`` the ``full`` multi-vector.
+        This is the one place a point is built from an item (the store's ``(item, embedding)``
+        upserts and every indexing driver come here). ``embedding.pooled`` supplies the pooled
+        views; ``visual()`` the ``full`` multi-vector. ``text`` adds the BM25 sparse vector of
+        the item's text (collections with the text channel); ``pending`` flags the point
+        :data:`~mmrag.store.contract.PENDING_FIELD` until its document is published.
         """
         vectors: dict[str, QueryVector] = {}
         if embedding.kind == "single":
@@ -82,10 +75,20 @@ class Point:
         else:
             vectors["full"] = embedding.visual()
             vectors.update(embedding.pooled)
-        if text_vector is not None:
-            vectors["text"] = text_vector
+        if text and item.text:
+            vectors["text"] = bm25_document(item.text)
         bound = item if item.embedder_id == embedder_id else item.with_embedder(embedder_id)
-        return cls(id=bound.id, vectors=vectors, payload=bound.to_payload())
+        payload = bound.to_payload()
+        if pending:
+            payload[PENDING_FIELD] = 1
+        return cls(id=bound.id, vectors=vectors, payload=payload)
+
+    @classmethod
+    def for_collection(
+        cls, item: Item, embedding: Embedding, schema: CollectionSchema, *, pending: bool = False
+    ) -> Point:
+        """:meth:`from_item` with the collection's embedder id and text channel."""
+        return cls.from_item(item, embedding, schema.embedder_id, text=schema.text, pending=pending)
 
 
 @dataclass(frozen=True)

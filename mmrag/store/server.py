@@ -13,6 +13,11 @@ call retried is idempotent (upserts and deletes by deterministic id). When the r
 :class:`~mmrag.store.contract.StoreUnavailableError` names the URL, the operation and the
 last error.
 
+This module holds :class:`ServerStore` (opening the collection, the store's primitives as
+client calls); the retry policy and local-mode client are in
+:mod:`mmrag.store._server_connection`, and the translation of schemas, filters, query plans
+and points into qdrant-client's models in :mod:`mmrag.store._server_query`.
+
 Example:
     >>> import numpy as np
     >>> from mmrag.store.server import ServerStore
@@ -29,26 +34,16 @@ Example:
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import numpy as np
-
-from mmrag.errors import MissingDependencyError
 from mmrag.store._base import BaseStore, EngineQuery
-from mmrag.store.contract import (
-    FILTER_FIELDS,
-    PENDING_FIELD,
-    RRF_K,
-    StoreError,
-    StoreUnavailableError,
-)
-from mmrag.store.plan import QueryNode
-from mmrag.store.records import Point, QueryVector, Record, ScoredRecord, SearchFilter, SparseVector
-from mmrag.store.schema import CollectionSchema, VectorSpec
+from mmrag.store._server_connection import RetryPolicy, describe_client, local_client
+from mmrag.store._server_query import QdrantTranslator
+from mmrag.store.contract import FILTER_FIELDS, PENDING_FIELD, StoreError, StoreUnavailableError
+from mmrag.store.records import Point, Record, ScoredRecord, SearchFilter
+from mmrag.store.schema import CollectionSchema
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -62,105 +57,7 @@ logger = logging.getLogger(__name__)
 
 METADATA_KEY = "mmrag"
 
-#: The longest wait between two retries, in seconds.
-MAX_BACKOFF_S = 30.0
-
-#: HTTP statuses that mean "try again later" (timeouts, rate limits, gateway and load errors).
-_TRANSIENT_STATUS = frozenset({408, 429, 502, 503, 504})
-
 T = TypeVar("T")
-
-
-def is_transient(error: BaseException) -> bool:
-    """True for errors of reaching the server (worth retrying), False for the server's answer
-    to a bad request (retrying would fail the same way)."""
-    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
-
-    if isinstance(error, UnexpectedResponse):
-        return error.status_code in _TRANSIENT_STATUS
-    if isinstance(error, ResponseHandlingException | ConnectionError | TimeoutError):
-        return True
-    try:
-        import httpx
-
-        if isinstance(error, httpx.TransportError):
-            return True
-    except ImportError:  # pragma: no cover - a dependency of qdrant-client
-        pass
-    code = getattr(error, "code", None)
-    if callable(code) and type(error).__module__.startswith("grpc"):
-        try:
-            name = getattr(code(), "name", "")
-        except Exception:  # pragma: no cover - a gRPC error without a status
-            return False
-        return name in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")
-    return False
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Retry calls that fail to reach the server: ``retries`` more attempts, waiting about
-    ``backoff_s``, then twice as long each time (with jitter, at most :data:`MAX_BACKOFF_S`).
-
-    Example:
-        >>> from mmrag.store.server import RetryPolicy
-        >>> policy = RetryPolicy(retries=2, backoff_s=0.01)
-        >>> policy.call("ping", lambda: "pong", where="http://localhost:6333")
-        'pong'
-    """
-
-    retries: int = 5
-    backoff_s: float = 0.5
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before retry number ``attempt`` (0-based): half of the exponential
-        step for sure, the other half at random (so many clients do not retry in lockstep)."""
-        step = min(self.backoff_s * 2**attempt, MAX_BACKOFF_S)
-        return step / 2 + random.uniform(0, step / 2)
-
-    def call(self, what: str, fn: Callable[..., T], *args: Any, where: str, **kwargs: Any) -> T:
-        """``fn(*args, **kwargs)``, retried on transient errors; ``what`` and ``where`` name
-        the operation and the server in the log and in the final error."""
-        started = time.monotonic()
-        for attempt in range(self.retries + 1):
-            try:
-                return fn(*args, **kwargs)
-            except Exception as error:
-                if not is_transient(error):
-                    raise
-                if attempt == self.retries:
-                    elapsed = time.monotonic() - started
-                    raise StoreUnavailableError(
-                        f"Qdrant at {where} is unreachable: {what} failed {attempt + 1} times "
-                        f"over {elapsed:.1f} s (last error: {type(error).__name__}: {error}). "
-                        "Nothing already written is lost. Check that the server is running "
-                        "(e.g. `docker compose up qdrant`) and that store.url is right, then try "
-                        "again; an indexing job resumes where it stopped."
-                    ) from error
-                pause = self.delay(attempt)
-                logger.warning(
-                    "Qdrant at %s: %s failed (%s: %s); retry %d of %d in %.2f s",
-                    where,
-                    what,
-                    type(error).__name__,
-                    error,
-                    attempt + 1,
-                    self.retries,
-                    pause,
-                    extra={"url": where, "operation": what, "retry": attempt + 1, "delay_s": pause},
-                )
-                time.sleep(pause)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _models() -> Any:
-    try:
-        from qdrant_client import models
-    except ImportError as exc:  # pragma: no cover - a core dependency
-        raise MissingDependencyError(
-            "the server store needs qdrant-client: pip install qdrant-client"
-        ) from exc
-    return models
 
 
 class ServerStore(BaseStore):
@@ -192,7 +89,7 @@ class ServerStore(BaseStore):
         replication_factor: int | None = None,
     ) -> None:
         local = type(getattr(client, "_client", None)).__name__ == "QdrantLocal"
-        super().__init__(collection, location or _describe(client), lock_reads=local)
+        super().__init__(collection, location or describe_client(client), lock_reads=local)
         self._client = client
         # Cluster layout of a collection this store creates (None: the server's default).
         self._shard_number = shard_number
@@ -200,7 +97,8 @@ class ServerStore(BaseStore):
         self._local = local
         self._owns_client = owns_client
         self._retry = retry if retry is not None else RetryPolicy()
-        self._m = _models()
+        self._q = QdrantTranslator(local=local, uses_hnsw=self._uses_hnsw)
+        self._m = self._q.m
         try:
             self._open(schema, recreate)
         except BaseException:
@@ -243,7 +141,7 @@ class ServerStore(BaseStore):
             )
             where = url
         elif path is not None:
-            client = _local_client(path)
+            client = local_client(path)
             where = f"{path} (qdrant-client local mode)"
         else:
             client = QdrantClient(location=location or ":memory:")
@@ -347,7 +245,7 @@ class ServerStore(BaseStore):
             if spec.sparse:
                 sparse[name] = m.SparseVectorParams(modifier=m.Modifier.IDF)
             else:
-                dense[name] = self._vector_params(spec)
+                dense[name] = self._q.vector_params(spec)
         self._client.create_collection(
             self._name,
             vectors_config=dense,
@@ -361,117 +259,10 @@ class ServerStore(BaseStore):
             for field_name, kind in FILTER_FIELDS.items():
                 self._client.create_payload_index(self._name, field_name, types[kind], wait=True)
 
-    def _vector_params(self, spec: VectorSpec) -> Any:
-        m = self._m
-        return m.VectorParams(
-            size=spec.dim,
-            distance=m.Distance.COSINE if spec.distance == "cosine" else m.Distance.DOT,
-            multivector_config=(
-                m.MultiVectorConfig(comparator=m.MultiVectorComparator.MAX_SIM)
-                if spec.multivector
-                else None
-            ),
-            hnsw_config=(
-                m.HnswConfigDiff(m=0)
-                if not spec.hnsw
-                else m.HnswConfigDiff(m=spec.hnsw_m, ef_construct=spec.ef_construct)
-                if spec.hnsw_m or spec.ef_construct
-                else None
-            ),
-            datatype=m.Datatype.FLOAT16 if spec.datatype == "float16" else None,
-            on_disk=True if spec.on_disk else None,
-        )
-
-    # -- translation -------------------------------------------------------------------------------
-
-    def _filter(self, filter: SearchFilter | None, *, searchable: bool = False) -> Any:
-        """The client filter; ``searchable`` also leaves out pending points (for queries)."""
-        m = self._m
-        hidden = [m.FieldCondition(key=PENDING_FIELD, match=m.MatchValue(value=1))]
-        if filter is None or filter.is_empty:
-            return m.Filter(must_not=hidden) if searchable else None
-        must: list[Any] = []
-        for key, values in (("source", filter.sources), ("modality", filter.modalities)):
-            if len(values) == 1:
-                must.append(m.FieldCondition(key=key, match=m.MatchValue(value=values[0])))
-            elif values:
-                must.append(m.FieldCondition(key=key, match=m.MatchAny(any=list(values))))
-        if filter.page_range is not None:
-            lo, hi = filter.page_range
-            must.append(m.FieldCondition(key="page", range=m.Range(gte=lo, lte=hi)))
-        for key, value in filter.metadata.items():
-            must.append(m.FieldCondition(key=f"metadata.{key}", match=m.MatchValue(value=value)))
-        if filter.ids:
-            must.append(m.HasIdCondition(has_id=list(filter.ids)))
-        return m.Filter(must=must, must_not=hidden if searchable else None)
-
-    def _vector(self, value: QueryVector) -> Any:
-        if isinstance(value, SparseVector):
-            return self._m.SparseVector(indices=list(value.indices), values=list(value.values))
-        return np.asarray(value, dtype=np.float32).tolist()
-
-    def _params(self, node: QueryNode, request: EngineQuery) -> Any:
-        if self._local or node.is_fusion:  # local mode is always exact (and warns on params)
-            return None
-        if request.exact:
-            return self._m.SearchParams(exact=True)
-        if request.hnsw_ef is not None and self._uses_hnsw(node.using):
-            return self._m.SearchParams(hnsw_ef=max(request.hnsw_ef, node.limit))
-        return None
-
-    def _prefetch(self, node: QueryNode, request: EngineQuery, filter: Any) -> Any:
-        m = self._m
-        children = [self._prefetch(c, request, filter) for c in node.children]
-        if node.is_fusion:
-            return m.Prefetch(
-                prefetch=children,
-                query=m.RrfQuery(rrf=m.Rrf(k=RRF_K)),
-                limit=node.limit,
-                filter=filter,
-            )
-        assert node.using is not None
-        return m.Prefetch(
-            prefetch=children or None,
-            query=self._vector(request.vectors[node.using]),
-            using=node.using,
-            limit=node.limit,
-            filter=filter,
-            params=self._params(node, request),
-        )
-
-    def _request(self, request: EngineQuery) -> Any:
-        m = self._m
-        root = request.root
-        server_filter = self._filter(request.filter, searchable=True)
-        children = [self._prefetch(c, request, server_filter) for c in root.children]
-        if root.is_fusion:
-            query, using = m.RrfQuery(rrf=m.Rrf(k=RRF_K)), None
-        else:
-            assert root.using is not None
-            query, using = self._vector(request.vectors[root.using]), root.using
-        return m.QueryRequest(
-            prefetch=children or None,
-            query=query,
-            using=using,
-            filter=server_filter,
-            params=self._params(root, request),
-            limit=root.limit,
-            with_payload=request.with_payload,
-            with_vector=False,
-        )
-
     # -- primitives ------------------------------------------------------------------------------
 
     def _upsert_batch(self, points: list[Point]) -> None:
-        m = self._m
-        structs = [
-            m.PointStruct(
-                id=p.id,
-                vector={name: self._vector(v) for name, v in p.vectors.items()},
-                payload=dict(p.payload),
-            )
-            for p in points
-        ]
+        structs = [self._q.point(p) for p in points]
         self._call(
             f"upsert of {len(structs)} points", self._client.upsert, self._name, structs, wait=True
         )
@@ -482,31 +273,22 @@ class ServerStore(BaseStore):
         self._call(f"delete of {len(ids)} points", self._client.delete, self._name, selector)
 
     def _delete_filter(self, filter: SearchFilter) -> None:
-        selector = self._m.FilterSelector(filter=self._filter(filter))
+        selector = self._m.FilterSelector(filter=self._q.filter(filter))
         self._call("delete by filter", self._client.delete, self._name, selector)
 
     def _count(self, filter: SearchFilter | None) -> int:
         result = self._call(
-            "count", self._client.count, self._name, count_filter=self._filter(filter), exact=True
+            "count", self._client.count, self._name, count_filter=self._q.filter(filter), exact=True
         )
         return int(result.count)
 
-    def _pending_filter(self, source: str) -> Any:
-        m = self._m
-        return m.Filter(
-            must=[
-                m.FieldCondition(key="source", match=m.MatchValue(value=source)),
-                m.FieldCondition(key=PENDING_FIELD, match=m.MatchValue(value=1)),
-            ]
-        )
-
     def _count_pending(self, source: str) -> int:
-        where = self._pending_filter(source)
+        where = self._q.pending_filter(source)
         result = self._call("count", self._client.count, self._name, count_filter=where, exact=True)
         return int(result.count)
 
     def _clear_pending(self, source: str) -> None:
-        selector = self._m.FilterSelector(filter=self._pending_filter(source))
+        selector = self._m.FilterSelector(filter=self._q.pending_filter(source))
         self._call(
             f"publishing {source}",
             self._client.delete_payload,
@@ -525,16 +307,6 @@ class ServerStore(BaseStore):
         )
         return [str(hit.value) for hit in response.hits if hit.count > 0]
 
-    def _record(self, raw: Any) -> Record:
-        vectors: dict[str, Any] = {}
-        raw_vectors = raw.vector if isinstance(raw.vector, dict) else {}
-        for name, value in raw_vectors.items():
-            if isinstance(value, list):
-                vectors[name] = np.asarray(value, dtype=np.float32)
-            else:  # a sparse vector
-                vectors[name] = SparseVector(tuple(value.indices), tuple(value.values))
-        return Record(id=str(raw.id), payload=dict(raw.payload or {}), vectors=vectors)
-
     def _retrieve(self, ids: list[str], with_vectors: bool) -> list[Record]:
         raw = self._call(
             f"retrieve of {len(ids)} points",
@@ -544,7 +316,7 @@ class ServerStore(BaseStore):
             with_payload=True,
             with_vectors=bool(with_vectors),
         )
-        return [self._record(r) for r in raw]
+        return [self._q.record(r) for r in raw]
 
     def _scroll(
         self, filter: SearchFilter | None, limit: int, offset: str | None, with_vectors: bool
@@ -553,16 +325,16 @@ class ServerStore(BaseStore):
             "scroll",
             self._client.scroll,
             self._name,
-            scroll_filter=self._filter(filter),
+            scroll_filter=self._q.filter(filter),
             limit=limit,
             offset=offset,
             with_payload=True,
             with_vectors=bool(with_vectors),
         )
-        return [self._record(r) for r in raw], None if next_offset is None else str(next_offset)
+        return [self._q.record(r) for r in raw], None if next_offset is None else str(next_offset)
 
     def _run(self, requests: list[EngineQuery]) -> list[list[ScoredRecord]]:
-        server_requests = [self._request(spec) for spec in requests]
+        server_requests = [self._q.request(spec) for spec in requests]
         responses = self._call(
             "query", self._client.query_batch_points, self._name, requests=server_requests
         )
@@ -586,26 +358,3 @@ class ServerStore(BaseStore):
     def _close(self) -> None:
         if self._owns_client:
             self._client.close()
-
-
-def _local_client(path: str) -> QdrantClient:
-    from qdrant_client import QdrantClient
-
-    try:
-        return QdrantClient(path=path)
-    except RuntimeError as exc:
-        if "already accessed" in str(exc):
-            from mmrag.store.contract import StoreLockedError
-
-            raise StoreLockedError(
-                f"the local-mode store {path} is already open by another client; close it, or "
-                "run a Qdrant server to share one index between processes"
-            ) from exc
-        raise
-
-
-def _describe(client: Any) -> str:
-    init = getattr(client, "init_options", {}) or {}
-    return str(
-        init.get("url") or init.get("host") or init.get("path") or init.get("location") or "qdrant"
-    )

@@ -17,13 +17,27 @@ from __future__ import annotations
 
 import functools
 import threading
+from dataclasses import dataclass
 from typing import Any
 
-from mmrag.store.records import SparseVector
-
-__all__ = ["bm25_document", "bm25_query"]
+__all__ = ["SparseVector", "bm25_document", "bm25_query"]
 
 _lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    """A sparse vector (the BM25 ``text`` channel): parallel ``indices`` and ``values``."""
+
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.indices) != len(self.values):
+            raise ValueError(
+                f"a sparse vector needs as many values as indices; got {len(self.indices)} "
+                f"indices and {len(self.values)} values"
+            )
 
 
 @functools.lru_cache(maxsize=1)

@@ -10,7 +10,14 @@ size limit (413), server-side paths only inside ``allowed_roots`` (``..`` and sy
 escape are refused), and one lock around the embedded store so searches are safe while a job
 writes. Every error is JSON: ``{"error": {"code": ..., "message": ...}}``.
 
-FastAPI is imported by this module only (install ``mmrag[server]``); ``import mmrag`` never
+Modules: :mod:`~mmrag.integrations.server.app` (``create_app``, the app factory),
+:mod:`~mmrag.integrations.server.routes_index` and :mod:`~mmrag.integrations.server.routes_search`
+(the endpoints), :mod:`~mmrag.integrations.server.middleware` (JSON errors, upload limit, API
+key), :mod:`~mmrag.integrations.server.service` (what the routes share),
+:mod:`~mmrag.integrations.server.jobs` (the indexing jobs) and
+:mod:`~mmrag.integrations.server.schemas` (request and response bodies).
+
+FastAPI is imported by this package only (install ``mmrag[server]``); ``import mmrag`` never
 imports it.
 
 Example:

@@ -24,7 +24,7 @@ import pymupdf
 
 from mmrag.pipeline.ingest._files import FileStamp
 from mmrag.pipeline.ingest.errors import CorruptFileError, IngestError
-from mmrag.pipeline.ingest.pdf import open_pdf
+from mmrag.pipeline.ingest.pdf_open import open_pdf
 from mmrag.pipeline.ingest.pdf_render import (
     MUPDF_ERRORS,
     PageRender,

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from mmrag.imaging import fit_size
 from mmrag.pipeline.ingest._files import FileStamp, SlottedLoader, check_file, file_sha256
 from mmrag.pipeline.ingest._prefetch import PrefetchWindow
 from mmrag.pipeline.ingest.errors import (
@@ -58,22 +59,6 @@ _TRANSPOSE = {
 }
 _SWAPS_SIDES = {5, 6, 7, 8}
 _WHITE = (255, 255, 255)
-
-
-def fit_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
-    """``(width, height)`` scaled down (never up) so the longer side is at most ``max_side``.
-
-    Example:
-        >>> fit_size(4000, 3000, 1000), fit_size(640, 480, 1000), fit_size(10, 3000, 100)
-        ((1000, 750), (640, 480), (1, 100))
-    """
-    longest = max(width, height)
-    if max_side is None or longest <= max_side:
-        return width, height
-    scale = max_side / longest
-    if width >= height:
-        return max_side, max(1, round(height * scale))
-    return max(1, round(width * scale)), max_side
 
 
 def _composite_on_white(image: Image.Image) -> Image.Image:

@@ -23,7 +23,6 @@ import itertools
 import logging
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pymupdf
@@ -33,11 +32,10 @@ from mmrag.pipeline.ingest._files import FileStamp, SlottedLoader, check_file, f
 from mmrag.pipeline.ingest._prefetch import PrefetchWindow
 from mmrag.pipeline.ingest.errors import (
     CorruptFileError,
-    EncryptedPDFError,
-    TruncatedFileError,
 )
 from mmrag.pipeline.ingest.options import IngestConfig
 from mmrag.pipeline.ingest.pdf_labels import PageLabels
+from mmrag.pipeline.ingest.pdf_open import open_pdf
 from mmrag.pipeline.ingest.pdf_render import (
     MUPDF_ERRORS,
     PageRender,
@@ -69,77 +67,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _RELOADS = itertools.count(1)  # pages re-rendered by PdfPageLoader, for trim_cache
-_HEAD_BYTES = 1024  # the %PDF- header may follow some junk (PDF 1.7, 7.5.2 / Acrobat: 1024)
-_TAIL_BYTES = 4096  # %%EOF must be near the end; a little trailing garbage is tolerated
-
-
-def _has_pdf_header(head: bytes) -> bool:
-    return b"%PDF-" in head[:_HEAD_BYTES]
-
-
-def open_pdf(
-    path: str | os.PathLike[str],
-    password: str | None = None,
-    *,
-    recover_truncated: bool = False,
-    quiet: bool = False,
-) -> pymupdf.Document:
-    """Open a PDF with PyMuPDF, turning every way it can fail into a typed ingest error.
-
-    Damage that PyMuPDF repairs is logged as a warning (at debug level with ``quiet``, for
-    re-opening a file that was already reported).
-
-    Raises:
-        CorruptFileError: not a PDF, or PyMuPDF cannot parse it, or it has no pages.
-        TruncatedFileError: no ``%%EOF`` marker at the end (unless ``recover_truncated``).
-        EncryptedPDFError: a password is needed and was not given, or is wrong.
-    """
-    size = check_file(path)
-    with Path(path).open("rb") as handle:
-        head = handle.read(_HEAD_BYTES)
-        handle.seek(max(0, size - _TAIL_BYTES))
-        tail = handle.read()
-    if not _has_pdf_header(head):
-        raise CorruptFileError(path, "not a PDF: there is no %PDF- header at the start of the file")
-    if b"%%EOF" not in tail:
-        if not recover_truncated:
-            raise TruncatedFileError(
-                path,
-                "the PDF is truncated: it has no %%EOF end marker, so the download or copy was "
-                "probably cut short; fetch it again, or set "
-                "IngestConfig(recover_truncated_pdfs=True) to index the pages that survive",
-            )
-        logger.log(
-            logging.DEBUG if quiet else logging.WARNING,
-            "%s: the PDF is truncated (no %%EOF); indexing what can be recovered",
-            path,
-        )
-    try:
-        doc = pymupdf.open(os.fspath(path), filetype="pdf")
-    except MUPDF_ERRORS as err:
-        raise CorruptFileError(path, f"PyMuPDF cannot open the PDF ({err})") from err
-    try:
-        if doc.needs_pass:
-            if password is None:
-                raise EncryptedPDFError(path)
-            if not doc.authenticate(password):
-                raise EncryptedPDFError(
-                    path,
-                    "the PDF is encrypted and IngestConfig.pdf_password does not open it; "
-                    "check the password",
-                )
-        if doc.page_count == 0:
-            raise CorruptFileError(path, "the PDF has no pages")
-    except BaseException:
-        doc.close()
-        raise
-    if doc.is_repaired:
-        logger.log(
-            logging.DEBUG if quiet else logging.WARNING,
-            "%s: the PDF's cross-reference table was damaged and was repaired",
-            path,
-        )
-    return doc
 
 
 class PdfPageLoader(SlottedLoader):

@@ -38,6 +38,7 @@ import av
 import numpy as np
 from PIL import Image
 
+from mmrag.imaging import fit_size
 from mmrag.pipeline.ingest._files import FileStamp, SlottedLoader, check_file, file_sha256
 from mmrag.pipeline.ingest._prefetch import PrefetchWindow
 from mmrag.pipeline.ingest.errors import (
@@ -45,7 +46,6 @@ from mmrag.pipeline.ingest.errors import (
     NoVideoStreamError,
     TruncatedFileError,
 )
-from mmrag.pipeline.ingest.images import fit_size
 from mmrag.pipeline.ingest.options import IngestConfig
 from mmrag.types import Item, Modality
 

@@ -15,12 +15,8 @@ import torch
 
 from mmrag.config import PoolingConfig
 from mmrag.embedders import load_embedder
-from mmrag.embedders.colpali import (
-    ColModernVBertEmbedder,
-    ColPaliEmbedder,
-    ColQwen2Embedder,
-    ColVisionEmbedder,
-)
+from mmrag.embedders.colpali import ColModernVBertEmbedder, ColPaliEmbedder, ColQwen2Embedder
+from mmrag.embedders.colvision import ColVisionEmbedder
 from mmrag.embedders.pooling import Pooler
 from mmrag.errors import ConfigError
 from mmrag.scoring import maxsim

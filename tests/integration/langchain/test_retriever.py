@@ -268,8 +268,9 @@ def test_errors_name_the_problem(indexed_pipeline):
         retriever.as_tool(arg_types={"query": str})
 
 
-def test_module_doctests():
-    module = importlib.import_module("mmrag.integrations.langchain")
+@pytest.mark.parametrize("name", ["", ".documents", ".retriever", ".tool"])
+def test_module_doctests(name):
+    module = importlib.import_module("mmrag.integrations.langchain" + name)
     assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0
 
 

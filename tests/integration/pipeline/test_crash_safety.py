@@ -25,8 +25,8 @@ from mmrag.testing.media import make_pdf
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-STORED = "mmrag.pipeline.indexing: stored "
-PUBLISHED = "mmrag.pipeline.indexing: published "
+STORED = "mmrag.pipeline.indexing.steps: stored "
+PUBLISHED = "mmrag.pipeline.indexing.steps: published "
 
 
 @pytest.fixture
@@ -127,3 +127,34 @@ def test_sigkill_at_any_point_then_rerun_equals_an_uninterrupted_run(
         assert not any(any(points.values()) for points in final.values())  # nothing pending
         assert visible(pipe) == {i for points in expected.values() for i in points}
         assert report.indexed + report.skipped == 22
+
+
+def test_sigkill_mid_update_keeps_the_old_version_searchable(config, docs, tmp_path):
+    """A changed file's old version stays searchable until the new one is complete: kill the
+    job after the new version's first batch is stored, and search still finds the old pages
+    (and none of the new ones); the rerun then replaces the old version whole."""
+    with Pipeline(config) as pipe:
+        assert pipe.index([docs / "b.pdf"]).ok
+        old = by_source(pipe)[str(docs / "b.pdf")]
+    assert len(old) == 10
+    make_pdf(docs / "b.pdf", pages=10, seed=99)  # a new version of the same file
+
+    path = tmp_path / "mmrag.toml"
+    config.save(path)
+    command = [sys.executable, "-m", "mmrag.cli", "-v", "index", str(docs / "b.pdf")]
+    status, log = kill_when([*command, "-c", str(path), "--no-progress"], [STORED], tmp_path)
+    assert status == -signal.SIGKILL, "".join(log[-20:])
+
+    with Pipeline(config) as pipe:
+        points = by_source(pipe)[str(docs / "b.pdf")]
+        assert set(old) <= set(points)  # the old version is all there ...
+        new = {i for i, pending in points.items() if pending}
+        assert new and not new & set(old)  # ... beside the new version's first batch, pending
+        assert visible(pipe) == set(old)  # search shows the old version only
+
+        report = pipe.index([docs / "b.pdf"])
+        assert report.ok
+        final = by_source(pipe)[str(docs / "b.pdf")]
+        assert len(final) == 10 and not set(final) & set(old)  # the new version replaced it
+        assert not any(final.values())
+        assert visible(pipe) == set(final)

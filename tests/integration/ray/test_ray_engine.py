@@ -124,7 +124,7 @@ def test_server_stages_write_through_their_own_clients(make_config, sample_dir, 
     embed = EmbedPages(type(embedder), embedder.to_dict(), embedder.id, pipe.pooler, schema.views)
     embedded = embed(rendered)
     assert set(embedded["kind"]) == {"embedded"}
-    writer = WritePages(opener, AssetOpener(str(tmp_path / "assets")), embedder.id)
+    writer = WritePages(opener, AssetOpener(str(tmp_path / "assets")))
     written = _rows(writer(embedded))
     writer.store.close()
     assert [r["kind"] for r in written] == ["written"]

@@ -15,13 +15,8 @@ import pytest
 import torch
 
 from mmrag.errors import ConfigError
-from mmrag.rerankers.mllm import (
-    JINA_LOGIT_BIAS,
-    MONOQWEN_PROMPT,
-    MonoQwenReranker,
-    ScoreHeadReranker,
-    jina_prompt,
-)
+from mmrag.rerankers.monoqwen import MONOQWEN_PROMPT, MonoQwenReranker
+from mmrag.rerankers.score_head import JINA_LOGIT_BIAS, ScoreHeadReranker, jina_prompt
 from mmrag.testing.media import text_frame
 from mmrag.testing.rerankers import build_score_head_checkpoint
 from mmrag.types import Hit, Item

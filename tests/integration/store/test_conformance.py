@@ -1,392 +1,85 @@
-"""The store conformance suite: every backend behaves the same.
+"""The store conformance suite on every backend of mmrag.
 
-Runs on the embedded store (Qdrant Edge), on the server backend over qdrant-client's local
-mode, and on a real Qdrant server when QDRANT_URL is set.
+:class:`~mmrag.testing.conformance.store.StoreConformance` runs on the embedded store (Qdrant
+Edge in ``tmp_path``), on the server backend over qdrant-client's local mode (in memory), and
+on a real Qdrant server at ``QDRANT_URL`` (marked ``server``; skipped when the variable is
+unset). Each class only says how to open a store of its backend.
 """
 
 from __future__ import annotations
 
-import threading
+import os
+import uuid
+from collections.abc import Iterator
 
-import numpy as np
 import pytest
 
-from mmrag.embedders.pooling import Pooler
-from mmrag.errors import ConfigError
-from mmrag.pipeline.retrieval import Retriever
-from mmrag.scoring import maxsim
-from mmrag.store.contract import CollectionMismatchError, StoreError
-from mmrag.store.plan import parse_plan
-from mmrag.store.records import Point, SearchFilter
-from mmrag.store.schema import CollectionSchema
-from mmrag.types import Embedding
-
-from .conftest import DIM, GRID, POOLING, SOURCES, make_corpus, schema_for, unit
+from mmrag.store.embedded import EmbeddedStore
+from mmrag.store.server import ServerStore
+from mmrag.testing.conformance.store import StoreConformance, StoreFactory
 
 pytestmark = pytest.mark.integration
 
 
-def query_of(corpus, index: int, tokens: int = 5, seed: int = 1) -> np.ndarray:
-    """A query: a few of one page's tokens, jittered."""
-    rng = np.random.default_rng(seed + index)
-    picked = corpus[index].embedding.multi[:tokens]
-    return unit(picked + 0.2 * rng.standard_normal(picked.shape).astype(np.float32))
+def _server_factory(client, prefix: str, opened: list) -> StoreFactory:
+    def factory(schema=None, collection: str = "c", recreate: bool = False):
+        store = ServerStore(client, prefix + collection, schema, recreate=recreate)
+        opened.append(store)
+        return store
+
+    return factory
 
 
-def exact_scores(corpus, query: np.ndarray, view: str) -> np.ndarray:
-    """The reference score of every document on ``view``, computed with mmrag.scoring.maxsim."""
-    if view == "muvera":
-        q = Pooler(POOLING).query_vector("muvera", query)
-        return np.array([float(d.embedding.pooled["muvera"] @ q) for d in corpus])
-    if view == "full":
-        docs = [unit(d.embedding.multi).astype(np.float16).astype(np.float32) for d in corpus]
-    else:
-        docs = [unit(d.embedding.pooled[view]) for d in corpus]
-    return maxsim([unit(query)], docs)[0]
+class TestEmbeddedStore(StoreConformance):
+    """Qdrant Edge in-process; several calls open the same folder."""
+
+    @pytest.fixture
+    def open_store(self, tmp_path) -> Iterator[StoreFactory]:
+        opened: list[EmbeddedStore] = []
+
+        def factory(schema=None, collection: str = "c", recreate: bool = False):
+            store = EmbeddedStore(tmp_path / "index", collection, schema, recreate=recreate)
+            opened.append(store)
+            return store
+
+        yield factory
+        for store in opened:
+            store.close()
 
 
-# -- create / open / schema ----------------------------------------------------------------------
+class TestServerStoreLocalMode(StoreConformance):
+    """The server backend on qdrant-client's local mode; several calls share one client."""
+
+    @pytest.fixture
+    def open_store(self) -> Iterator[StoreFactory]:
+        from qdrant_client import QdrantClient
+
+        client = QdrantClient(":memory:")
+        opened: list[ServerStore] = []
+        yield _server_factory(client, "", opened)
+        for store in opened:
+            store.close()
+        client.close()
 
 
-def test_create_then_reopen_with_the_stored_schema(open_store, corpus):
-    schema = schema_for()
-    store = open_store(schema)
-    assert store.count() == 0
-    assert store.upsert([(d.item, d.embedding) for d in corpus[:5]]) == 5
-    store.close()
-    again = open_store(None)  # no schema: open as stored
-    assert again.schema == schema
-    assert again.count() == 5
-    assert open_store(schema).count() == 5 if again.close() is None else False
+@pytest.mark.server
+class TestServerStoreRealServer(StoreConformance):
+    """A real Qdrant at ``QDRANT_URL``; its collections get a unique prefix and are deleted."""
 
+    @pytest.fixture
+    def open_store(self) -> Iterator[StoreFactory]:
+        url = os.environ.get("QDRANT_URL")
+        if not url:
+            pytest.skip("set QDRANT_URL to run the conformance suite against a real Qdrant server")
+        from qdrant_client import QdrantClient
 
-def test_opening_with_another_embedder_names_both_and_the_fix(open_store):
-    open_store(schema_for("toy-multi@1")).close()
-    with pytest.raises(CollectionMismatchError) as err:
-        open_store(schema_for("other-model@2"))
-    message = str(err.value)
-    assert "toy-multi@1" in message and "other-model@2" in message
-    assert "recreate=True" in message and "collection" in message
-    assert isinstance(err.value, ConfigError)
-
-
-def test_opening_with_other_pooling_settings_is_a_mismatch(open_store):
-    open_store(schema_for()).close()
-    other = CollectionSchema.for_embedder(
-        "toy-multi@1", "multi", DIM, POOLING.model_copy(update={"views": ["global"]}), text=True
-    )
-    with pytest.raises(CollectionMismatchError, match="views"):
-        open_store(other)
-
-
-def test_recreate_replaces_the_collection(open_store, corpus):
-    store = open_store(schema_for())
-    store.upsert([(d.item, d.embedding) for d in corpus[:3]])
-    store.close()
-    single = CollectionSchema(embedder_id="clip@1", kind="single", dim=8)
-    fresh = open_store(single, recreate=True)
-    assert fresh.count() == 0 and fresh.schema == single
-
-
-def test_opening_a_missing_collection_without_schema_says_what_to_do(open_store):
-    with pytest.raises(StoreError, match="index documents first"):
-        open_store(None, collection="nothing_here")
-
-
-def test_collections_are_independent(open_store, corpus):
-    a = open_store(schema_for(), collection="a")
-    b = open_store(schema_for(), collection="b")
-    a.upsert([(d.item, d.embedding) for d in corpus[:4]])
-    assert (a.count(), b.count()) == (4, 0)
-
-
-# -- writes ------------------------------------------------------------------------------------
-
-
-def test_upsert_is_idempotent_with_deterministic_ids(store, corpus):
-    assert store.count() == len(corpus)
-    store.upsert([(d.item, d.embedding) for d in corpus])
-    assert store.count() == len(corpus)
-    ids = [d.item.point_id("toy-multi@1") for d in corpus]
-    assert store.existing([*ids, "00000000-0000-0000-0000-000000000000"]) == set(ids)
-
-
-def test_payload_round_trips_to_the_item(store, corpus):
-    doc = corpus[5]
-    (record,) = store.retrieve([doc.item.id])
-    from mmrag.types import Item
-
-    assert Item.from_payload(record.payload) == doc.item
-
-
-def test_upsert_rejects_vectors_of_the_wrong_shape(open_store, corpus):
-    store = open_store(schema_for())
-    bad = Embedding(
-        multi=np.ones((16, DIM + 1), np.float32), grid=GRID, pooled=corpus[0].embedding.pooled
-    )
-    with pytest.raises(ConfigError, match="full"):
-        store.upsert([(corpus[0].item, bad)])
-    no_views = Embedding(multi=corpus[0].embedding.multi, grid=GRID)
-    with pytest.raises(ConfigError, match="Pooler"):
-        store.upsert([(corpus[0].item, no_views)])
-    assert store.count() == 0
-
-
-def test_delete_by_source_and_by_id(store, corpus):
-    assert store.delete_source("beta.pdf") == 10
-    assert store.count() == 30
-    assert "beta.pdf" not in store.sources()
-    assert store.delete_source("beta.pdf") == 0
-    store.delete([corpus[0].item.id, "00000000-0000-0000-0000-000000000000"])
-    assert store.count() == 29
-
-
-def test_list_sources_and_count(store):
-    assert store.sources() == sorted(SOURCES)
-    assert store.count() == 40
-
-
-def test_scroll_pages_through_everything_once(store):
-    seen = []
-    records, offset = store.scroll(limit=7)
-    seen += records
-    while offset is not None:
-        records, offset = store.scroll(limit=7, offset=offset)
-        seen += records
-    assert len(seen) == 40 and len({r.id for r in seen}) == 40
-    assert [r.id for r in store.iter_records(batch_size=9)] == [r.id for r in seen]
-    only = list(store.iter_records(SearchFilter.build(source="gamma.png")))
-    assert len(only) == 10 and {r.payload["source"] for r in only} == {"gamma.png"}
-
-
-def test_scroll_can_return_vectors(store, corpus):
-    (record,) = store.retrieve([corpus[2].item.id], with_vectors=True)
-    assert record.vectors["rows"].shape == (GRID[0], DIM)
-    assert record.vectors["full"].shape == (GRID[0] * GRID[1], DIM)
-
-
-def test_concurrent_writers_lose_nothing(open_store):
-    store = open_store(schema_for())
-    docs = make_corpus(80, seed=3)
-    errors = []
-
-    def write(part: int) -> None:
-        try:
-            chunk = docs[part::4]
-            for i in range(0, len(chunk), 5):
-                store.upsert([(d.item, d.embedding) for d in chunk[i : i + 5]])
-        except Exception as exc:  # surfaced by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=write, args=(p,)) for p in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    assert store.count() == 80
-    assert store.existing([d.item.id for d in docs]) == {d.item.id for d in docs}
-
-
-def test_info_reports_counts_and_indexed_vectors(store):
-    info = store.info()
-    assert (info.points, info.sources) == (40, 4)
-    assert info.hnsw_vectors_per_point == 1 + GRID[0] + 1  # global + rows + muvera
-    assert info.to_dict()["schema"]["embedder_id"] == "toy-multi@1"
-
-
-# -- filters -------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("filter", "expected"),
-    [
-        (SearchFilter.build(source="alpha.pdf"), lambda d: d.item.source == "alpha.pdf"),
-        (
-            SearchFilter.build(source=["alpha.pdf", "gamma.png"]),
-            lambda d: d.item.source in ("alpha.pdf", "gamma.png"),
-        ),
-        (SearchFilter.build(modality="image"), lambda d: d.item.modality.value == "image"),
-        (
-            SearchFilter.build(modality=["image", "video_frame"]),
-            lambda d: d.item.modality.value in ("image", "video_frame"),
-        ),
-        (
-            SearchFilter.build(pages=(3, 6)),
-            lambda d: d.item.page is not None and 3 <= d.item.page <= 6,
-        ),
-        (
-            SearchFilter.build(pages=(None, 2)),
-            lambda d: d.item.page is not None and d.item.page <= 2,
-        ),
-        (SearchFilter.build(metadata={"lang": "en"}), lambda d: d.item.metadata["lang"] == "en"),
-        (
-            SearchFilter.build(metadata={"lang": "de", "batch": 1}),
-            lambda d: d.item.metadata["lang"] == "de" and d.item.metadata["batch"] == 1,
-        ),
-        (
-            SearchFilter.build(source="alpha.pdf", pages=(2, 9), metadata={"lang": "de"}),
-            lambda d: (
-                d.item.source == "alpha.pdf"
-                and 2 <= d.item.page <= 9
-                and d.item.metadata["lang"] == "de"
-            ),
-        ),
-    ],
-)
-def test_each_filter_kind(store, corpus, filter, expected):
-    want = {d.item.id for d in corpus if expected(d)}
-    assert want, "the corpus must have matches for this filter"
-    assert store.count(filter) == len(want)
-    assert {r.id for r in store.iter_records(filter)} == want
-    hits = Retriever(store, "global@40 -> full@40").search(
-        Embedding(multi=query_of(corpus, 0)), filter=filter
-    )
-    assert {h.id for h in hits} == want
-
-
-def test_filters_apply_at_every_stage(store, corpus):
-    # If the filter only applied to the last stage, global@3 would keep the 3 best pages of the
-    # whole collection and few (or none) of them would be gamma.png's.
-    only = SearchFilter.build(source="gamma.png")
-    query = Embedding(multi=query_of(corpus, 0))
-    for plan in (
-        "global@3 -> full@3",
-        "global@3 -> rows@3 -> full@3",
-        "muvera@3 -> full@3",
-        "(global@3 + text@3) -> full@3",
-    ):
-        hits = Retriever(store, plan).search(query, text="chart", filter=only)
-        assert len(hits) == 3, plan
-        assert {h.item.source for h in hits} == {"gamma.png"}, plan
-
-
-# -- plans and stage scores ----------------------------------------------------------------------
-
-
-def test_exact_plan_matches_reference_maxsim(store, corpus):
-    for index in (0, 7, 21):
-        q = query_of(corpus, index)
-        reference = exact_scores(corpus, q, "full")
-        hits = Retriever(store, "full@5").search(Embedding(multi=q))
-        want = [corpus[i].item.id for i in np.argsort(-reference)[:5]]
-        assert [h.id for h in hits] == want
-        assert hits[0].id == corpus[index].item.id
-        for h in hits:
-            i = next(j for j, d in enumerate(corpus) if d.item.id == h.id)
-            assert h.score == pytest.approx(reference[i], abs=2e-3)
-
-
-@pytest.mark.parametrize(
-    "plan",
-    [
-        "rows@10",
-        "global@20 -> full@5",
-        "rows@15 -> full@5",
-        "global@30 -> rows@12 -> full@5",
-        "muvera@20 -> full@5",
-        "muvera@25 -> rows@10 -> full@4",
-    ],
-)
-def test_plans_record_exact_scores_at_every_stage(store, corpus, plan):
-    q = query_of(corpus, 9)
-    retriever = Retriever(store, plan)
-    hits = retriever.search(Embedding(multi=q))
-    parsed = parse_plan(plan)
-    assert len(hits) == parsed.limit
-    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-    index_of = {d.item.id: i for i, d in enumerate(corpus)}
-    for view in parsed.vectors:
-        reference = exact_scores(corpus, q, view)
-        for h in hits:
-            assert h.stage_scores[view] == pytest.approx(reference[index_of[h.id]], abs=2e-3), view
-    for h in hits:
-        assert list(h.stage_scores) == list(parsed.vectors)
-        assert h.stage_scores[parsed.stages[-1].using] == h.score
-    # The last stage reranks exactly the candidates the previous stage kept.
-    if len(parsed.stages) > 1:
-        previous = parsed.stages[-2]
-        kept = np.argsort(-exact_scores(corpus, q, previous.using))[: previous.limit]
-        final = exact_scores(corpus, q, parsed.stages[-1].using)
-        want = [corpus[i].item.id for i in sorted(kept, key=lambda i: -final[i])][: parsed.limit]
-        if len(parsed.stages) == 2:
-            assert [h.id for h in hits] == want
-
-
-def test_three_stage_plan_finds_the_source_page(store, corpus):
-    for index in range(0, 40, 5):
-        hits = Retriever(store, "global@30 -> rows@10 -> full@3").search(
-            Embedding(multi=query_of(corpus, index, tokens=8))
-        )
-        assert hits[0].id == corpus[index].item.id
-
-
-def test_hybrid_plan_fuses_text_with_rrf(store, corpus):
-    q = Embedding(multi=query_of(corpus, 3))
-    hits = Retriever(store, "(global@40 + text@40) -> full@5").search(q, text="invoice")
-    assert len(hits) == 5
-    for h in hits:
-        assert set(h.stage_scores) == {"global", "text", "rrf", "full"}
-        assert h.stage_scores["full"] == h.score
-        has_word = "invoice" in (h.item.text or "")
-        assert (h.stage_scores["text"] > 0) == has_word
-    # Fusion as the last stage: the score is the RRF score.
-    fused = Retriever(store, "(rows@20 + text@20)").search(q, text="invoice")
-    assert all(h.score == h.stage_scores["rrf"] for h in fused)
-    assert fused[0].stage_scores["rrf"] >= fused[-1].stage_scores["rrf"]
-    # A text-only plan ranks exactly the pages with the word first.
-    text_hits = Retriever(store, "text@10").search(q, text="invoice")
-    with_word = {d.item.id for d in corpus if "invoice" in d.item.text}
-    assert {h.id for h in text_hits} == with_word
-    by_id = {h.id: h.score for h in text_hits}
-    for h in hits:
-        if h.id in by_id:
-            assert h.stage_scores["text"] == pytest.approx(by_id[h.id], rel=1e-5)
-
-
-def test_rrf_stage_before_the_last_records_its_fused_score(store, corpus):
-    q = Embedding(multi=query_of(corpus, 3))
-    hits = Retriever(store, "(global@20 + text@20) -> full@5").search(q, text="invoice")
-    fused = {
-        h.id: h.score for h in Retriever(store, "(global@20 + text@20)").search(q, text="invoice")
-    }
-    for h in hits:
-        assert h.stage_scores["rrf"] == pytest.approx(fused[h.id])
-
-
-def test_a_batch_of_queries_equals_single_queries(store, corpus):
-    retriever = Retriever(store, "global@30 -> rows@10 -> full@5")
-    queries = [Embedding(multi=query_of(corpus, i)) for i in (1, 2, 3)]
-    batch = retriever.search_batch(queries)
-    for q, hits in zip(queries, batch, strict=True):
-        assert [h.id for h in hits] == [h.id for h in retriever.search(q)]
-
-
-def test_a_plan_over_a_missing_vector_is_refused(open_store, corpus):
-    store = open_store(schema_for(text=False))
-    with pytest.raises(ConfigError, match="text"):
-        Retriever(store, "(global@10 + text@10) -> full@5")
-    with pytest.raises(ConfigError, match="cols"):
-        Retriever(store, "cols@10 -> full@5")
-
-
-def test_single_vector_collection_uses_dense(open_store):
-    schema = CollectionSchema(embedder_id="clip@1", kind="single", dim=8)
-    store = open_store(schema)
-    rng = np.random.default_rng(5)
-    vectors = unit(rng.standard_normal((12, 8)).astype(np.float32))
-    ids = [f"00000000-0000-4000-8000-{i:012d}" for i in range(12)]
-    store.upsert(
-        [
-            Point(
-                ids[i],
-                {"dense": vectors[i]},
-                {"source": f"s{i}.png", "source_sha256": "0" * 64, "modality": "image"},
-            )
-            for i in range(12)
-        ]
-    )
-    hits = Retriever(store, "dense@3").search(Embedding(dense=vectors[4]))
-    assert hits[0].id == ids[4]
-    assert hits[0].score == pytest.approx(1.0, abs=1e-5)
-    assert hits[0].stage_scores == {"dense": hits[0].score}
+        client = QdrantClient(url=url, api_key=os.environ.get("QDRANT_API_KEY"))
+        prefix = f"mmrag_test_{uuid.uuid4().hex[:8]}_"
+        opened: list[ServerStore] = []
+        yield _server_factory(client, prefix, opened)
+        for store in opened:
+            store.close()
+        for collection in client.get_collections().collections:
+            if collection.name.startswith(prefix):
+                client.delete_collection(collection.name)
+        client.close()

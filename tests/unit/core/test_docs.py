@@ -65,6 +65,8 @@ def test_readme_error_example_matches_the_real_message():
         "mmrag.rerankers.base",
         "mmrag.rerankers.maxsim",
         "mmrag.rerankers.mllm",
+        "mmrag.rerankers.monoqwen",
+        "mmrag.rerankers.score_head",
         "mmrag.generators",
         "mmrag.generators.base",
         "mmrag.generators.transformers_vlm",

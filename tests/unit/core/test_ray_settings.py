@@ -131,7 +131,7 @@ def test_readme_lists_every_ray_setting():
 def test_ray_module_docstring_examples_run():
     import doctest
 
-    import mmrag.integrations.ray as module
+    import mmrag.integrations.ray.rows as module
 
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0

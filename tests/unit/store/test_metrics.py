@@ -175,7 +175,12 @@ def write_dataset(root, corpus_lines, queries_lines, qrels_text, split="test"):
 def test_load_beir_reads_images_pdf_pages_and_graded_qrels(tmp_path):
     (tmp_path / "ds" / "img").mkdir(parents=True)
     (tmp_path / "ds" / "img" / "p1.png").write_bytes(b"fake")
-    (tmp_path / "ds" / "doc.pdf").write_bytes(b"%PDF")
+    import pymupdf
+
+    with pymupdf.open() as pdf:  # to_item reads the page through ingest: a real 3-page PDF
+        for _ in range(3):
+            pdf.new_page(width=200, height=100)
+        pdf.save(tmp_path / "ds" / "doc.pdf")
     write_dataset(
         tmp_path / "ds",
         [

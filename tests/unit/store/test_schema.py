@@ -8,7 +8,7 @@ import pytest
 from mmrag.config import PoolingConfig
 from mmrag.errors import ConfigError
 from mmrag.pipeline.retrieval import hybrid_plan, stage_keys
-from mmrag.store.contract import CollectionMismatchError
+from mmrag.store.contract import PENDING_FIELD, CollectionMismatchError
 from mmrag.store.plan import parse_plan, plan_tree
 from mmrag.store.records import Point, SearchFilter, SparseVector
 from mmrag.store.schema import CollectionSchema
@@ -99,11 +99,15 @@ def test_point_from_item_uses_the_deterministic_id_and_payload():
     multi = np.ones((6, 4), np.float32)
     mask = np.array([0, 1, 1, 1, 1, 1], bool)
     emb = Embedding(multi=multi, mask=mask, grid=(1, 5), pooled={"global": np.ones((1, 4))})
-    point = Point.from_item(item, emb, "e@1", text_vector=SparseVector((1, 2), (0.5, 0.5)))
+    point = Point.from_item(item, emb, "e@1", text=True)
     assert point.id == item.point_id("e@1")
     assert point.payload == {**item.to_payload(), "embedder_id": "e@1"}
     assert point.vectors["full"].shape == (5, 4)  # only visual tokens
     assert set(point.vectors) == {"full", "global", "text"}
+    assert isinstance(point.vectors["text"], SparseVector)
+    pending = Point.from_item(item, emb, "e@1", pending=True)
+    assert pending.payload[PENDING_FIELD] == 1
+    assert "text" not in pending.vectors
 
 
 def test_validate_point_names_the_vector_and_the_shape():

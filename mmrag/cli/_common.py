@@ -1,0 +1,105 @@
+"""What every ``mmrag`` command shares: the exit codes, the ``--config`` option and config
+loading, building the pipeline, and turning mmrag errors into a message and an exit code.
+
+Exit codes: 0 success; 1 the job ran but some inputs failed; 2 usage or configuration error;
+69 (EX_UNAVAILABLE) an optional dependency or feature is not installed; 75 (EX_TEMPFAIL) an
+indexing job stopped part-way (the store was unreachable): run it again to resume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+if TYPE_CHECKING:
+    from mmrag.config import PipelineConfig
+
+__all__ = [
+    "EX_TEMPFAIL",
+    "EX_UNAVAILABLE",
+    "ConfigOption",
+    "check_plan",
+    "fail",
+    "guard",
+    "load_config",
+    "open_pipeline",
+]
+
+EX_UNAVAILABLE = 69
+#: EX_TEMPFAIL: the indexing job stopped part-way (e.g. the store was unreachable); run it again.
+EX_TEMPFAIL = 75
+
+T = TypeVar("T")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Pipeline config (TOML or JSON). Default: $MMRAG_CONFIG, else ./mmrag.toml.",
+        envvar="MMRAG_CONFIG",
+        dir_okay=False,
+    ),
+]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``mmrag: message`` in red on stderr and exit with ``code``."""
+    typer.secho(f"mmrag: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+def load_config(path: Path | None) -> PipelineConfig:
+    """The effective config: the file (if any) with ``MMRAG_*`` environment overrides."""
+    from mmrag.config import PipelineConfig
+    from mmrag.errors import ConfigError
+
+    try:
+        if path is not None:
+            return PipelineConfig.load(path)
+        default = Path("mmrag.toml")
+        return PipelineConfig.load(default) if default.is_file() else PipelineConfig()
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def open_pipeline(cfg: PipelineConfig) -> Any:
+    """The :class:`~mmrag.pipeline.pipeline.Pipeline` of ``cfg`` (use it as a context manager)."""
+    from mmrag.pipeline.pipeline import Pipeline
+
+    return Pipeline(cfg)
+
+
+def guard(job: Callable[[], T]) -> T:
+    """Run ``job``; an mmrag error becomes a clear message and exit status 2, an unreachable
+    store exit status 75 (a stopped indexing job is left to the caller)."""
+    from mmrag.errors import FeatureNotAvailableError, MissingDependencyError, MmragError
+    from mmrag.pipeline.indexing import IndexStoppedError
+    from mmrag.store.contract import StoreUnavailableError
+
+    try:
+        return job()
+    except IndexStoppedError:
+        raise
+    except StoreUnavailableError as exc:
+        fail(str(exc), EX_TEMPFAIL)
+    except (FeatureNotAvailableError, MissingDependencyError) as exc:
+        fail(str(exc), EX_UNAVAILABLE)
+    except MmragError as exc:
+        fail(str(exc))
+
+
+def check_plan(plan: str | None) -> None:
+    """Exit with status 2 and the parser's message if ``plan`` is not a valid retrieval plan."""
+    if plan is None:
+        return
+    from mmrag.errors import ConfigError
+    from mmrag.store.plan import parse_plan
+
+    try:
+        parse_plan(plan)
+    except ConfigError as exc:
+        fail(str(exc))

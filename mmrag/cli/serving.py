@@ -1,0 +1,87 @@
+"""``mmrag serve``: the HTTP API and the document-QA web page under uvicorn, and
+:func:`serve_app`, the FastAPI app it runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from mmrag.cli._common import ConfigOption, fail, guard, load_config
+
+if TYPE_CHECKING:
+    from mmrag.config import PipelineConfig
+
+__all__ = ["serve", "serve_app"]
+
+
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key-env",
+            help="Require an API key (X-API-Key or Bearer): the name of the environment "
+            "variable that holds it. Default: no key.",
+        ),
+    ] = None,
+    max_upload_mb: Annotated[
+        float, typer.Option("--max-upload-mb", help="Largest request body (uploads), in MB.")
+    ] = 100.0,
+    allow_path: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--allow-path",
+            help="A server directory that POST /index/path may index (repeatable). "
+            "Default: none (only uploads).",
+            file_okay=False,
+        ),
+    ] = None,
+    upload_dir: Annotated[
+        Path | None,
+        typer.Option("--upload-dir", help="Where uploads are kept (default: <store>/uploads)."),
+    ] = None,
+) -> None:
+    """Run the HTTP API (OpenAPI at /docs) and the document-QA web page."""
+    cfg = load_config(config)
+    server = guard(
+        lambda: serve_app(
+            cfg,
+            api_key_env=api_key_env,
+            max_upload_mb=max_upload_mb,
+            allowed_roots=allow_path or [],
+            upload_dir=upload_dir,
+        )
+    )
+    import uvicorn
+
+    shown = "localhost" if host in ("0.0.0.0", "::") else host
+    typer.echo(f"mmrag: serving http://{shown}:{port}/ (API docs: http://{shown}:{port}/docs)")
+    uvicorn.run(server, host=host, port=port, log_level="info")
+
+
+def serve_app(
+    cfg: PipelineConfig,
+    *,
+    api_key_env: str | None = None,
+    max_upload_mb: float = 100.0,
+    allowed_roots: list[Path] | None = None,
+    upload_dir: Path | None = None,
+) -> Any:
+    """The FastAPI app ``mmrag serve`` runs."""
+    try:
+        from mmrag.integrations.server import create_app
+    except ImportError as exc:
+        fail(str(exc))
+    from mmrag.auth import Secret
+
+    return create_app(
+        cfg,
+        api_key=Secret.from_env_var(api_key_env) if api_key_env else None,
+        max_upload_mb=max_upload_mb,
+        upload_dir=upload_dir,
+        allowed_roots=allowed_roots or [],
+    )
