@@ -103,37 +103,39 @@ def pipeline_config(model: Path | str, family: str, store: Path, args: Any) -> A
 
 
 def run_ingest(folder: Path, config: Any) -> tuple[int, list[Any]]:
+    from mmrag.pipeline.indexing import steps
     from mmrag.pipeline.ingest import iter_items
+    from mmrag.types import IndexReport
 
-    pages = [(item, item.load_image()) for item in iter_items([folder], config.ingest)]
+    works = [steps.Work(item) for item in iter_items([folder], config.ingest)]
+    pages = steps.load(works, IndexReport())
     return len(pages), pages
 
 
 def run_embed(pipe: Any, pages: list[Any]) -> tuple[int, list[Any]]:
     from mmrag.embedders.batching import iter_batches
-    from mmrag.pipeline.indexing import embed_images
+    from mmrag.pipeline.indexing import steps
     from mmrag.types import IndexReport
 
     views = pipe.schema().views
     done: list[Any] = []
     for batch in iter_batches(pages, pipe.embedder.batch_size):
-        done.extend(embed_images(batch, pipe.embedder, pipe.pooler, views, IndexReport()))
+        done.extend(steps.embed(batch, pipe.embedder, pipe.pooler, views, IndexReport()))
     return len(done), done
 
 
 def run_store(pipe: Any, done: list[Any]) -> int:
+    """The write and finish steps alone (what the job's writer thread runs)."""
     from mmrag.embedders.batching import iter_batches
-    from mmrag.pipeline.indexing import make_point
+    from mmrag.pipeline.indexing import steps
 
-    store, assets, eid = pipe.store, pipe.assets, pipe.embedder.id
-    sources = []
+    store, assets = pipe.store, pipe.assets
+    sources: dict[str, str] = {}
     for batch in iter_batches(done, pipe.embedder.batch_size):
-        for item, _, image in batch:
-            assets.put(item.id, image)
-        store.upsert([make_point(i, e, store, eid, pending=True) for i, e, _ in batch])
-        sources.extend(item.source for item, _, _ in batch)
-    for source in dict.fromkeys(sources):
-        store.publish(source)
+        steps.write(batch, store, assets)
+        sources.update((w.item.source, w.item.source_sha256) for w in batch)
+    for source, sha256 in sources.items():
+        steps.finish(store, assets, source, sha256)
     store.optimize()
     return len(done)
 
