@@ -17,9 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mmrag.config import PipelineConfig
-from mmrag.pipeline.indexing import IndexProgress, IndexStoppedError
-from mmrag.pipeline.pipeline import Pipeline
+from mmrag import IndexProgress, IndexStoppedError, Pipeline, PipelineConfig
 
 
 def index_with_progress(pipe: Pipeline, folder: Path) -> object:

@@ -23,9 +23,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mmrag.auth import Secret
-from mmrag.config import PipelineConfig
-from mmrag.errors import MmragError
+from mmrag import MmragError, PipelineConfig, Secret
 
 SAMPLE_DATA = Path(__file__).resolve().parent / "data"
 

@@ -44,9 +44,7 @@ from langchain_core.messages import (
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import BaseTool
 
-from mmrag.config import PipelineConfig
-from mmrag.integrations.langchain import MmragRetriever
-from mmrag.pipeline.pipeline import Pipeline
+from mmrag import MmragRetriever, Pipeline, PipelineConfig
 
 SAMPLE_DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_QUESTION = "How much did ACME Solar's revenue grow in 2024?"

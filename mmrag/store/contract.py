@@ -5,18 +5,8 @@ in-process, in a folder; ``mmrag.store.server.ServerStore``: a Qdrant server thr
 qdrant-client). Everything here is plain Python and NumPy, so it can be imported without either
 Qdrant library.
 
-A collection holds one named vector per view of a page (see DESIGN.md, "Store"):
-
-==========  =====================================================  ==========================
-name        what                                                   index
-==========  =====================================================  ==========================
-``dense``   single-vector embedders                                HNSW
-``global``  mean of the page's tokens, a 1-vector multivector      HNSW, MaxSim
-``rows`` …  other pooled views (multivectors)                      HNSW, MaxSim
-``muvera``  MUVERA fixed-dimensional encoding (plain vector, dot)  HNSW
-``full``    every visual token of the page                         none (m=0), float16, disk
-``text``    BM25 sparse vector of the page's text layer            sparse, IDF
-==========  =====================================================  ==========================
+A collection holds one named vector per view of a page (the table is in
+:mod:`mmrag.store.schema`).
 
 The values a store takes and returns live in :mod:`mmrag.store.records`, the collection layout
 in :mod:`mmrag.store.schema`; a third-party backend implements :class:`VectorStore` and runs the

@@ -90,3 +90,15 @@ def test_public_api_at_the_root_is_lazy_and_complete():
         "assert issubclass(mmrag.StoreError, mmrag.MmragError)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_every_package_folder_is_a_regular_package():
+    """A folder without ``__init__.py`` would be left out of the wheel by setuptools."""
+    missing = [
+        str(folder.relative_to(ROOT))
+        for folder in (ROOT / "mmrag").rglob("*")
+        if folder.is_dir()
+        and any(folder.glob("*.py"))
+        and not (folder / "__init__.py").is_file()
+    ]
+    assert not missing
