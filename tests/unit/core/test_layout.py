@@ -97,8 +97,6 @@ def test_every_package_folder_is_a_regular_package():
     missing = [
         str(folder.relative_to(ROOT))
         for folder in (ROOT / "mmrag").rglob("*")
-        if folder.is_dir()
-        and any(folder.glob("*.py"))
-        and not (folder / "__init__.py").is_file()
+        if folder.is_dir() and any(folder.glob("*.py")) and not (folder / "__init__.py").is_file()
     ]
     assert not missing
