@@ -164,5 +164,8 @@ class StoredIds:
         """``{id: pending}`` of the ``ids`` stored (the form
         :func:`mmrag.pipeline.indexing.steps.check` takes as ``stored``)."""
         complete = self.contains(ids)
-        pending = self._pending.contains(ids) if self._pending is not None else complete & False
+        if self._pending is not None:
+            pending = self._pending.contains(ids)
+        else:
+            pending = np.zeros_like(complete)
         return {i: bool(p) for i, c, p in zip(ids, complete, pending, strict=True) if c or p}
