@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -37,7 +39,12 @@ __all__ = [
     "IndexReport",
     "Item",
     "Modality",
+    "canonical_source",
+    "check_metadata",
+    "content_id",
     "item_id",
+    "parse_assignments",
+    "parse_value",
 ]
 
 #: Namespace of the UUIDv5 point ids. Changing it changes every id: never do.
@@ -56,21 +63,145 @@ class Modality(str, Enum):
         return self.value
 
 
-def item_id(source_sha256: str, locator: str, embedder_id: str = "") -> str:
-    """The deterministic point id: UUIDv5 of (source content sha256, locator, embedder id).
+def content_id(source_sha256: str, locator: str, embedder_id: str = "") -> str:
+    """The id of a unit of *content*: UUIDv5 of (content sha256, locator, embedder id).
 
-    The same page of the same bytes embedded by the same embedder always gets the same id, so
-    re-running an indexing job overwrites instead of duplicating.
+    Byte-identical files at two paths share it (their points do not: see :func:`item_id`), so
+    an indexing job finds the embeddings of a copy already stored and reuses them.
 
     Example:
-        >>> item_id("00" * 32, "page=1", "clip") == item_id("00" * 32, "page=1", "clip")
+        >>> content_id("00" * 32, "page=1", "clip") == content_id("00" * 32, "page=1", "clip")
         True
-        >>> item_id("00" * 32, "page=1", "clip") != item_id("00" * 32, "page=2", "clip")
+    """
+    if not source_sha256:
+        raise ValueError("content_id needs the source's sha256; got an empty string")
+    return str(uuid.uuid5(ITEM_NAMESPACE, f"{source_sha256}\x1f{locator}\x1f{embedder_id}"))
+
+
+def item_id(
+    source: str,
+    source_sha256: str,
+    locator: str,
+    embedder_id: str = "",
+    tenant: str | None = None,
+) -> str:
+    """The deterministic point id: UUIDv5 of (tenant, canonical source, content sha256,
+    locator, embedder id).
+
+    A point is one (source, locator) under one embedder (and, on a multi-tenant server, one
+    tenant): the same page of the same file embedded by the same embedder always gets the same
+    id, so re-running a job overwrites instead of duplicating, and a copy of the file at another
+    path is a distinct, separately deletable point. The content hash is part of the id so a
+    changed file's new version can be written beside the old one, which stays searchable until
+    the new one is complete (then it is deleted: one point per (source, locator) at rest).
+
+    Example:
+        >>> a = item_id("/docs/a.pdf", "00" * 32, "page=1", "clip")
+        >>> a == item_id("/docs/a.pdf", "00" * 32, "page=1", "clip")
+        True
+        >>> a != item_id("/docs/b.pdf", "00" * 32, "page=1", "clip")
         True
     """
     if not source_sha256:
         raise ValueError("item_id needs the source's sha256; got an empty string")
-    return str(uuid.uuid5(ITEM_NAMESPACE, f"{source_sha256}\x1f{locator}\x1f{embedder_id}"))
+    if not source:
+        raise ValueError("item_id needs the source; got an empty string")
+    key = "\x1f".join((tenant or "", source, source_sha256, locator, embedder_id))
+    return str(uuid.uuid5(ITEM_NAMESPACE, key))
+
+
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+
+
+def canonical_source(source: str | os.PathLike[str]) -> str:
+    """The one spelling of a source that the index stores: a URI (``https://…``,
+    ``s3://…``, ``upload://…``) as given, a path made absolute and normalised with symlinks
+    resolved, so ``docs/a.pdf``, ``./docs/a.pdf`` and ``/home/me/docs/a.pdf`` are one source.
+
+    Example:
+        >>> import os
+        >>> canonical_source("docs/../docs/a.pdf") == os.path.realpath("docs/a.pdf")
+        True
+        >>> canonical_source("https://example.com/a.pdf")
+        'https://example.com/a.pdf'
+    """
+    text = os.fspath(source)
+    if _URI.match(text) and not os.path.exists(text):
+        return text
+    return os.path.realpath(os.path.expanduser(text))
+
+
+#: What a user metadata key looks like (it becomes the payload key ``metadata.<key>``).
+METADATA_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+
+
+def check_metadata(metadata: Mapping[str, Any], where: str = "metadata") -> dict[str, Any]:
+    """``metadata`` checked for storing: keys are identifiers (letters, digits, ``_``, ``-``),
+    values are strings, numbers, booleans or lists of them. Returns a plain dict.
+
+    Example:
+        >>> check_metadata({"dept": "finance", "year": 2024, "tags": ["q1", "audit"]})
+        {'dept': 'finance', 'year': 2024, 'tags': ['q1', 'audit']}
+    """
+    if not isinstance(metadata, Mapping):
+        raise ValueError(f"{where}: metadata must be a mapping, got {type(metadata).__name__}")
+    out: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not METADATA_KEY.match(key):
+            raise ValueError(
+                f"{where}: metadata key {key!r} must start with a letter or _ and hold only "
+                "letters, digits, _ and - (at most 64 characters)"
+            )
+        values = value if isinstance(value, list | tuple) else [value]
+        for v in values:
+            if not isinstance(v, str | int | float | bool) or v != v:
+                raise ValueError(
+                    f"{where}: metadata {key!r} must be a string, number, boolean or a list of "
+                    f"them; got {v!r}"
+                )
+        out[key] = list(value) if isinstance(value, list | tuple) else value
+    return out
+
+
+def parse_value(text: str) -> str | int | float | bool:
+    """A metadata value typed on the command line: ``2024`` → int, ``1.5`` → float,
+    ``true`` / ``false`` → bool, anything else the string itself (the same rule for
+    ``--meta`` and ``--filter``, so what is stored is what a filter matches).
+
+    Example:
+        >>> [parse_value(v) for v in ("2024", "1.5", "true", "finance", "007x")]
+        [2024, 1.5, True, 'finance', '007x']
+    """
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if re.fullmatch(r"[+-]?\d{1,18}", text.strip()):
+        return int(text)
+    if re.fullmatch(r"[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?", text.strip()):
+        return float(text)
+    return text
+
+
+def parse_assignments(pairs: Iterable[str], what: str = "--meta") -> dict[str, Any]:
+    """``["dept=hr", "year=2024", "tag=a", "tag=b"]`` → ``{"dept": "hr", "year": 2024,
+    "tag": ["a", "b"]}`` (a repeated key gives a list), checked by :func:`check_metadata`.
+
+    Example:
+        >>> parse_assignments(["dept=hr", "year=2024", "tag=a", "tag=b"])
+        {'dept': 'hr', 'year': 2024, 'tag': ['a', 'b']}
+    """
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{what} {pair!r}: expected key=value")
+        key, parsed = key.strip(), parse_value(value)
+        if key in out:
+            previous = out[key]
+            out[key] = [*previous, parsed] if isinstance(previous, list) else [previous, parsed]
+        else:
+            out[key] = parsed
+    return check_metadata(out, what)
 
 
 @dataclass(frozen=True)
@@ -80,6 +211,11 @@ class Item:
     ``page`` is 1-based, as PDF viewers show it; ``frame_index`` is 0-based. The pixels are not
     held: ``image_loader`` renders or decodes them on demand (:meth:`load_image`), so a stream of
     Items from a 2,000-page PDF never keeps the pages in memory.
+
+    ``source`` is canonical (:func:`canonical_source`) when the item comes from ingest.
+    ``metadata`` holds the user's own fields (department, tags, a date …: filterable, see
+    :class:`~mmrag.store.records.SearchFilter`); ``details`` what the reader found (page count,
+    render DPI, PDF title, video fps …); ``tenant`` the owner on a multi-tenant server.
 
     Example:
         >>> from mmrag.types import Item, Modality
@@ -100,6 +236,8 @@ class Item:
     height: int | None = None
     text: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
+    tenant: str | None = None
     embedder_id: str = ""
     image_loader: Callable[[], Image.Image] | None = field(default=None, repr=False, compare=False)
 
@@ -124,11 +262,17 @@ class Item:
     @property
     def id(self) -> str:
         """The point id of this item for its ``embedder_id`` (see :func:`item_id`)."""
-        return item_id(self.source_sha256, self.locator, self.embedder_id)
+        return self.point_id(self.embedder_id)
 
     def point_id(self, embedder_id: str) -> str:
         """The point id this item gets in an index built by ``embedder_id``."""
-        return item_id(self.source_sha256, self.locator, embedder_id)
+        return item_id(self.source, self.source_sha256, self.locator, embedder_id, self.tenant)
+
+    @property
+    def content_id(self) -> str:
+        """The id of this item's content (shared by byte-identical copies; see
+        :func:`content_id`)."""
+        return content_id(self.source_sha256, self.locator, self.embedder_id)
 
     def with_embedder(self, embedder_id: str) -> Item:
         """A copy of this item bound to ``embedder_id`` (so :attr:`id` is its point id)."""
@@ -167,6 +311,9 @@ class Item:
             "text": self.text,
             "embedder_id": self.embedder_id or None,
             "metadata": dict(self.metadata) if self.metadata else None,
+            "details": dict(self.details) if self.details else None,
+            "tenant": self.tenant,
+            "content_id": self.content_id if self.embedder_id else None,
         }
         return {k: v for k, v in payload.items() if v is not None}
 
@@ -180,6 +327,7 @@ class Item:
         names = {f.name for f in dataclasses.fields(cls)} - {"image_loader"}
         kwargs = {k: v for k, v in payload.items() if k in names}
         kwargs.setdefault("metadata", {})
+        kwargs.setdefault("details", {})
         kwargs["embedder_id"] = kwargs.get("embedder_id") or ""
         return cls(**kwargs, image_loader=image_loader)
 
@@ -355,6 +503,9 @@ class IndexReport:
     failed: list[Failure] = field(default_factory=list)
     sources: int = 0
     duration_s: float = 0.0
+    #: Of ``indexed``: items written with the stored vectors of identical content (a copy of
+    #: a file at another path, or new metadata on a stored item), not embedded again.
+    reused: int = 0
 
     @property
     def ok(self) -> bool:
@@ -369,6 +520,7 @@ class IndexReport:
         """Add ``other``'s counts and failures to this report; returns ``self``."""
         self.indexed += other.indexed
         self.skipped += other.skipped
+        self.reused += other.reused
         self.failed.extend(other.failed)
         self.sources += other.sources
         self.duration_s = max(self.duration_s, other.duration_s)
@@ -376,8 +528,9 @@ class IndexReport:
 
     def summary(self) -> str:
         """One line: ``N indexed, N skipped (already present), N failed``."""
+        reused = f" ({self.reused} reused from identical content)" if self.reused else ""
         return (
-            f"{self.indexed} indexed, {self.skipped} skipped (already present), "
+            f"{self.indexed} indexed{reused}, {self.skipped} skipped (already present), "
             f"{len(self.failed)} failed"
         )
 
@@ -386,6 +539,7 @@ class IndexReport:
         return {
             "indexed": self.indexed,
             "skipped": self.skipped,
+            "reused": self.reused,
             "failed": [dataclasses.asdict(f) for f in self.failed],
             "sources": self.sources,
             "duration_s": self.duration_s,

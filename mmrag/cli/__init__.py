@@ -5,16 +5,21 @@ inside the commands, so ``mmrag --help`` starts fast.
 
 This package builds the Typer ``app`` and registers the commands, which live by group:
 :mod:`~mmrag.cli.indexing` (``index``), :mod:`~mmrag.cli.query` (``search``, ``ask``,
-``eval``), :mod:`~mmrag.cli.admin` (``info``, ``delete``), :mod:`~mmrag.cli.serving`
+``eval``), :mod:`~mmrag.cli.admin` (``info``, ``doctor``, ``delete``), :mod:`~mmrag.cli.serving`
 (``serve``) and :mod:`~mmrag.cli.quickstart` (``quickstart``); what they share (config loading,
 the exit codes, errors as messages) is in :mod:`mmrag.cli._common`.
 
-Exit codes: 0 success; 1 the job ran but some inputs failed; 2 usage or configuration error;
-69 (EX_UNAVAILABLE) an optional dependency or feature is not installed; 75 (EX_TEMPFAIL) an
-indexing job stopped part-way (the store was unreachable): run it again to resume.
+Exit codes (the table is in :mod:`mmrag.cli._common`): 0 success; 1 the job ran but some
+inputs failed; 2 usage or configuration error; 65 (EX_DATAERR) the collection was built with
+another embedder, pooling or mmrag layout version; 66 (EX_NOINPUT) ``mmrag doctor`` found no
+collection; 69 (EX_UNAVAILABLE) an optional dependency or feature is not installed; 73
+(EX_CANTCREAT) the embedded store's folder is in use by another process; 74 (EX_IOERR) the
+store is damaged (or ``mmrag doctor`` found an error); 75 (EX_TEMPFAIL) the store is
+unreachable, or an indexing job stopped part-way: run it again to resume.
 
 Example:
     $ mmrag info
+    $ mmrag doctor
     $ mmrag index ./docs --dry-run
     $ mmrag quickstart
 """
@@ -28,10 +33,26 @@ from typing import Annotated
 
 import typer
 
-from mmrag.cli import admin, indexing, query, quickstart, serving
-from mmrag.cli._common import EX_TEMPFAIL, EX_UNAVAILABLE
+from mmrag.cli import admin, indexing, listing, query, quickstart, serving
+from mmrag.cli._common import (
+    EX_DATAERR,
+    EX_IOERR,
+    EX_LOCKED,
+    EX_NOINPUT,
+    EX_TEMPFAIL,
+    EX_UNAVAILABLE,
+)
 
-__all__ = ["EX_TEMPFAIL", "EX_UNAVAILABLE", "app", "main"]
+__all__ = [
+    "EX_DATAERR",
+    "EX_IOERR",
+    "EX_LOCKED",
+    "EX_NOINPUT",
+    "EX_TEMPFAIL",
+    "EX_UNAVAILABLE",
+    "app",
+    "main",
+]
 
 app = typer.Typer(
     name="mmrag",
@@ -61,8 +82,10 @@ app.command()(query.search)
 app.command()(query.ask)
 app.command("eval")(query.evaluate)
 app.command()(serving.serve)
+app.command()(listing.sources)
 app.command()(admin.delete)
 app.command()(admin.info)
+app.command()(admin.doctor)
 app.command()(quickstart.quickstart)
 
 

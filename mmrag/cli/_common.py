@@ -1,9 +1,26 @@
 """What every ``mmrag`` command shares: the exit codes, the ``--config`` option and config
 loading, building the pipeline, and turning mmrag errors into a message and an exit code.
 
-Exit codes: 0 success; 1 the job ran but some inputs failed; 2 usage or configuration error;
-69 (EX_UNAVAILABLE) an optional dependency or feature is not installed; 75 (EX_TEMPFAIL) an
-indexing job stopped part-way (the store was unreachable): run it again to resume.
+Exit codes (sysexits-style; each store error has its own):
+
+====  ===============  =====================================================================
+code  name             meaning
+====  ===============  =====================================================================
+0                      success
+1                      the job ran but some inputs failed
+2                      usage or configuration error
+65    EX_DATAERR       the collection does not fit: built with another embedder or pooling
+                       (``CollectionMismatchError``), or by another mmrag layout version
+                       (``StoreVersionError``): use another collection, or rebuild it
+66    EX_NOINPUT       ``mmrag doctor``: there is no such collection
+69    EX_UNAVAILABLE   an optional dependency or feature is not installed
+73    EX_CANTCREAT     the embedded store's folder is in use by another process or store
+                       (``StoreLockedError``)
+74    EX_IOERR         the store is damaged (``StoreCorruptError``: unreadable files, lost
+                       points), or ``mmrag doctor`` found an error
+75    EX_TEMPFAIL      the store is unreachable (``StoreUnavailableError``), or an indexing
+                       job stopped part-way: run it again to resume
+====  ===============  =====================================================================
 """
 
 from __future__ import annotations
@@ -18,6 +35,10 @@ if TYPE_CHECKING:
     from mmrag.config import PipelineConfig
 
 __all__ = [
+    "EX_DATAERR",
+    "EX_IOERR",
+    "EX_LOCKED",
+    "EX_NOINPUT",
     "EX_TEMPFAIL",
     "EX_UNAVAILABLE",
     "ConfigOption",
@@ -28,7 +49,15 @@ __all__ = [
     "open_pipeline",
 ]
 
+#: EX_DATAERR: the collection was built with another embedder / pooling / layout version.
+EX_DATAERR = 65
+#: EX_NOINPUT: ``mmrag doctor`` found no collection.
+EX_NOINPUT = 66
 EX_UNAVAILABLE = 69
+#: EX_CANTCREAT: the embedded store's folder is locked by another process or store object.
+EX_LOCKED = 73
+#: EX_IOERR: the store's files are damaged (or ``mmrag doctor`` found an error).
+EX_IOERR = 74
 #: EX_TEMPFAIL: the indexing job stopped part-way (e.g. the store was unreachable); run it again.
 EX_TEMPFAIL = 75
 
@@ -74,11 +103,18 @@ def open_pipeline(cfg: PipelineConfig) -> Any:
 
 
 def guard(job: Callable[[], T]) -> T:
-    """Run ``job``; an mmrag error becomes a clear message and exit status 2, an unreachable
-    store exit status 75 (a stopped indexing job is left to the caller)."""
+    """Run ``job``; an mmrag error becomes a clear message (no traceback) and its exit status
+    (see the module doc): 73 locked, 74 damaged, 65 mismatched or old collection, 75
+    unreachable, 69 not installed, else 2. A stopped indexing job is left to the caller."""
     from mmrag.errors import FeatureNotAvailableError, MissingDependencyError, MmragError
     from mmrag.pipeline.indexing import IndexStoppedError
-    from mmrag.store.contract import StoreUnavailableError
+    from mmrag.store.contract import (
+        CollectionMismatchError,
+        StoreCorruptError,
+        StoreLockedError,
+        StoreUnavailableError,
+        StoreVersionError,
+    )
 
     try:
         return job()
@@ -86,6 +122,12 @@ def guard(job: Callable[[], T]) -> T:
         raise
     except StoreUnavailableError as exc:
         fail(str(exc), EX_TEMPFAIL)
+    except StoreLockedError as exc:
+        fail(str(exc), EX_LOCKED)
+    except StoreCorruptError as exc:
+        fail(str(exc), EX_IOERR)
+    except (StoreVersionError, CollectionMismatchError) as exc:
+        fail(str(exc), EX_DATAERR)
     except (FeatureNotAvailableError, MissingDependencyError) as exc:
         fail(str(exc), EX_UNAVAILABLE)
     except MmragError as exc:

@@ -1,5 +1,6 @@
 """Looking after an index: ``mmrag info`` (version, libraries, devices, components, the
-effective config) and ``mmrag delete`` (remove a source's items and page images)."""
+effective config), ``mmrag delete`` (remove a source's items and page images) and ``mmrag
+doctor`` (check the store's integrity and say what to do)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,27 @@ from typing import Annotated
 
 import typer
 
-from mmrag.cli._common import ConfigOption, guard, load_config, open_pipeline
+from mmrag.cli._common import (
+    EX_DATAERR,
+    EX_IOERR,
+    EX_LOCKED,
+    EX_NOINPUT,
+    EX_TEMPFAIL,
+    ConfigOption,
+    guard,
+    load_config,
+    open_pipeline,
+)
 
-__all__ = ["delete", "info"]
+__all__ = ["delete", "doctor", "info"]
+
+#: The exit status of ``mmrag doctor`` by the check of its first error (else EX_IOERR).
+DOCTOR_CODES = {
+    "collection": EX_NOINPUT,
+    "lock": EX_LOCKED,
+    "version": EX_DATAERR,
+    "connection": EX_TEMPFAIL,
+}
 
 
 def delete(
@@ -46,3 +65,35 @@ def info(
                 typer.echo(f"  {key}: {value}")
     if show_config:
         typer.echo(cfg.to_toml())
+
+
+def doctor(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+    vectors: Annotated[
+        bool,
+        typer.Option(
+            "--vectors/--no-vectors",
+            help="Read every stored vector to find NaN / inf values (slow on large stores).",
+        ),
+    ] = True,
+) -> None:
+    """Check the store: damaged or locked files, lost points, unfinished jobs, NaN vectors,
+    missing or orphan page images; print each finding with what to do.
+
+    Loads no model. Exit status 0 when no error is found (warnings allowed); else 74 (damaged),
+    73 (in use elsewhere), 65 (old layout version), 66 (no such collection) or 75 (the server
+    is unreachable).
+    """
+    from mmrag.store.doctor import check_store
+
+    cfg = load_config(config)
+    report = guard(lambda: check_store(cfg.store, vectors=vectors))
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        colors = {"ok": typer.colors.GREEN, "warn": typer.colors.YELLOW, "error": typer.colors.RED}
+        for level, line in report.lines():
+            typer.secho(line, fg=colors.get(level or ""), bold=level is None)
+    if report.errors:
+        raise typer.Exit(DOCTOR_CODES.get(report.errors[0].check, EX_IOERR))

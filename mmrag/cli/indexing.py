@@ -35,6 +35,22 @@ def index(
     force: Annotated[
         bool, typer.Option("--force", help="Re-index what is already stored.")
     ] = False,
+    meta: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--meta",
+            help="Your own field on every indexed item, key=value (repeatable; 2024 is a "
+            "number, true/false a boolean). A <file>.meta.json sidecar adds per-file fields.",
+        ),
+    ] = None,
+    recreate: Annotated[
+        bool,
+        typer.Option(
+            "--recreate",
+            help="Delete the collection first and index from scratch (an index of an older "
+            "layout, or built with another model).",
+        ),
+    ] = False,
     engine: Annotated[
         str,
         typer.Option("--engine", help="local (this machine) or ray (a Ray cluster)."),
@@ -66,10 +82,25 @@ def index(
         if engine != "ray":
             fail("--ray-address is for --engine ray")
         cfg.ray.address = ray_address
+    from mmrag.types import parse_assignments
+
+    try:
+        metadata = parse_assignments(meta or [], "--meta") or None
+    except ValueError as exc:
+        fail(str(exc))
     if dry_run:
         result = _dry_run(paths, cfg)
     else:
-        result = _index(paths, cfg, force=force, engine=engine, progress=progress, report=report)
+        result = _index(
+            paths,
+            cfg,
+            force=force,
+            engine=engine,
+            progress=progress,
+            report=report,
+            metadata=metadata,
+            recreate=recreate,
+        )
     assert isinstance(result, Report)
     for failure in result.failed:
         typer.secho(f"FAILED {failure.source}: {failure.reason}", err=True, fg=typer.colors.RED)
@@ -98,6 +129,8 @@ def _index(
     engine: str,
     progress: bool,
     report: Path | None,
+    metadata: dict[str, object] | None = None,
+    recreate: bool = False,
 ) -> IndexReport:
     """Run the indexing job with a tqdm bar (pages, pages/s, ETA; files in the postfix)."""
     from tqdm import tqdm
@@ -121,9 +154,16 @@ def _index(
 
     try:
         with open_pipeline(cfg) as pipe:
+            if recreate:
+                guard(pipe.recreate)
             return guard(
                 lambda: pipe.index(
-                    paths, force=force, on_progress=bar.update, on_status=status, engine=engine
+                    paths,
+                    metadata=metadata,
+                    force=force,
+                    on_progress=bar.update,
+                    on_status=status,
+                    engine=engine,
                 )
             )
     except IndexStoppedError as exc:

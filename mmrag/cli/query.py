@@ -10,9 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
-from mmrag.cli._common import ConfigOption, check_plan, guard, load_config, open_pipeline
+from mmrag.cli._common import ConfigOption, check_plan, fail, guard, load_config, open_pipeline
 
-__all__ = ["ask", "evaluate", "print_sources", "search"]
+__all__ = ["FilterOption", "ask", "build_filter", "evaluate", "print_sources", "search"]
 
 PlanOption = Annotated[
     str | None, typer.Option("--plan", help="Retrieval plan, e.g. 'global@200 -> full@10'.")
@@ -24,6 +24,30 @@ ModalityOption = Annotated[
     list[str] | None,
     typer.Option("--modality", help="Only pdf_page / image / video_frame (repeatable)."),
 ]
+FilterOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--filter",
+        "-f",
+        help="Only items whose metadata match: key=value, key>=N, key<=N (repeatable; a "
+        "repeated key=value matches any of its values).",
+    ),
+]
+
+
+def build_filter(
+    source: list[str] | None, modality: list[str] | None, filters: list[str] | None
+) -> Any:
+    """The :class:`~mmrag.store.records.SearchFilter` of the ``--source``, ``--modality``
+    and ``--filter`` options (exit status 2 with the parser's message when malformed)."""
+    from mmrag.errors import ConfigError
+    from mmrag.store.records import SearchFilter
+
+    try:
+        base = SearchFilter.build(source=source or None, modality=modality or None)
+        return SearchFilter.parse(filters or [], base=base)
+    except ConfigError as exc:
+        fail(str(exc))
 
 
 def search(
@@ -33,14 +57,13 @@ def search(
     plan: PlanOption = None,
     source: SourceOption = None,
     modality: ModalityOption = None,
+    filters: FilterOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False,
 ) -> None:
     """Search the index and print the ranked pages / frames with their stage scores."""
     cfg = load_config(config)
     check_plan(plan)
-    from mmrag.store.records import SearchFilter
-
-    where = SearchFilter.build(source=source or None, modality=modality or None)
+    where = build_filter(source, modality, filters)
     with open_pipeline(cfg) as pipe:
         hits = guard(lambda: pipe.search(query, k=k, plan=plan, filter=where))
     if as_json:
@@ -63,6 +86,7 @@ def ask(
     plan: PlanOption = None,
     source: SourceOption = None,
     modality: ModalityOption = None,
+    filters: FilterOption = None,
     stream: Annotated[
         bool, typer.Option("--stream/--no-stream", help="Print the answer as it is generated.")
     ] = True,
@@ -71,9 +95,7 @@ def ask(
     """Retrieve, rerank and generate an answer with citations to page and video second."""
     cfg = load_config(config)
     check_plan(plan)
-    from mmrag.store.records import SearchFilter
-
-    where = SearchFilter.build(source=source or None, modality=modality or None)
+    where = build_filter(source, modality, filters)
     streaming = stream and not as_json
 
     def on_token(piece: str) -> None:

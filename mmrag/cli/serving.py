@@ -13,7 +13,7 @@ from mmrag.cli._common import ConfigOption, fail, guard, load_config
 if TYPE_CHECKING:
     from mmrag.config import PipelineConfig
 
-__all__ = ["serve", "serve_app"]
+__all__ = ["parse_tenants", "serve", "serve_app"]
 
 
 def serve(
@@ -44,9 +44,21 @@ def serve(
         Path | None,
         typer.Option("--upload-dir", help="Where uploads are kept (default: <store>/uploads)."),
     ] = None,
+    tenant: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tenant",
+            envvar="MMRAG_TENANTS",
+            help="A tenant and the environment variable holding its key, as "
+            "NAME=env:VARIABLE (repeatable; or MMRAG_TENANTS, space-separated). Each key "
+            "sees only its tenant's uploads, jobs and items; --api-key-env is then the admin "
+            "key (every tenant's items).",
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP API (OpenAPI at /docs) and the document-QA web page."""
     cfg = load_config(config)
+    tenants = parse_tenants(tenant or [])
     server = guard(
         lambda: serve_app(
             cfg,
@@ -54,6 +66,7 @@ def serve(
             max_upload_mb=max_upload_mb,
             allowed_roots=allow_path or [],
             upload_dir=upload_dir,
+            tenants=tenants,
         )
     )
     import uvicorn
@@ -70,8 +83,9 @@ def serve_app(
     max_upload_mb: float = 100.0,
     allowed_roots: list[Path] | None = None,
     upload_dir: Path | None = None,
+    tenants: dict[str, str] | None = None,
 ) -> Any:
-    """The FastAPI app ``mmrag serve`` runs."""
+    """The FastAPI app ``mmrag serve`` runs (``tenants``: name → ``"env:VARIABLE"``)."""
     try:
         from mmrag.integrations.server import create_app
     except ImportError as exc:
@@ -84,4 +98,26 @@ def serve_app(
         max_upload_mb=max_upload_mb,
         upload_dir=upload_dir,
         allowed_roots=allowed_roots or [],
+        tenants=tenants or None,
     )
+
+
+def parse_tenants(specs: list[str]) -> dict[str, str]:
+    """``["acme=env:ACME_KEY", ...]`` → ``{"acme": "env:ACME_KEY"}``; a malformed entry, a
+    repeated name or a plain key (instead of ``env:VARIABLE``) fails with a clear message
+    (the value itself is never echoed: it may be a key typed by mistake)."""
+    tenants: dict[str, str] = {}
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            fail("--tenant: expected NAME=env:VARIABLE, e.g. --tenant acme=env:ACME_KEY")
+        if name in tenants:
+            fail(f"--tenant {name}: given twice")
+        if not value.startswith("env:") or len(value) <= 4:
+            fail(
+                f"--tenant {name}: name the environment variable that holds the key, as "
+                f"{name}=env:VARIABLE (keys are never given on the command line)"
+            )
+        tenants[name] = value
+    return tenants

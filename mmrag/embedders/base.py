@@ -2,8 +2,9 @@
 
 An embedder turns Items (pages, images, frames) and queries (text, an image, or both) into
 :class:`~mmrag.types.Embedding` values. ``kind`` says whether they are single vectors or
-multi-vectors; ``id`` names the model, revision and settings, and is recorded by every index built
-with it (opening an index with another embedder is an error, never silent garbage).
+multi-vectors; ``id`` names the model's weights (by content for a local folder, by commit for a
+Hugging Face id; :mod:`mmrag.embedders.identity`) and the settings, and is recorded by every index
+built with it (opening an index with another embedder is an error, never silent garbage).
 
 Example:
     >>> from mmrag.embedders.base import Query
@@ -75,7 +76,7 @@ class Embedder(Protocol):
 
     @property
     def id(self) -> str:
-        """Model id + revision + settings; recorded by indexes built with this embedder."""
+        """Model weights + settings; recorded by indexes built with this embedder."""
         ...
 
     @property
@@ -210,6 +211,7 @@ class ModelEmbedder(HFComponent):
         )
         self.batch_size = batch_size
         self._batcher: Any = None
+        self._fingerprint: str | None = None
 
     # -- identity and serialisation ----------------------------------------------------------------
 
@@ -231,13 +233,49 @@ class ModelEmbedder(HFComponent):
         """Settings that change the vectors (prompts, image budgets …); part of :attr:`id`."""
         return {}
 
+    def model_fingerprint(self) -> str:
+        """The model part of :attr:`id`, computed once per instance and without loading the model.
+
+        ``local@<16 hex>`` for a local folder (its content: moving or copying it keeps the id),
+        ``org/name@<40-hex commit>`` for a Hugging Face id (the commit the weights load from);
+        see :mod:`mmrag.embedders.identity`.
+
+        Example:
+            >>> from mmrag.embedders.colpali import ColPaliEmbedder
+            >>> ColPaliEmbedder("org/name", revision="c" * 40).model_fingerprint()[-8:]
+            'cccccccc'
+        """
+        if self._fingerprint is None:
+            self._fingerprint = self._compute_fingerprint()
+        return self._fingerprint
+
+    def _compute_fingerprint(self) -> str:
+        from mmrag.embedders.identity import model_fingerprint
+
+        return model_fingerprint(self.model, self.revision, local_files_only=self.local_files_only)
+
+    def _load_revision(self) -> str | None:
+        """The revision to load ``self.model`` at: the commit :attr:`id` names for a Hub id."""
+        from mmrag.embedders.identity import commit_of, is_local_model
+
+        if is_local_model(self.model):
+            return self.revision
+        return commit_of(self.model_fingerprint()) or self.revision
+
     @property
     def id(self) -> str:
-        """``family:model@revision`` plus a short hash of :meth:`id_settings` when there are any."""
+        """``family:fingerprint`` (:meth:`model_fingerprint`) plus a short hash of
+        :meth:`id_settings` when there are any. Never loads the model.
+
+        Example:
+            >>> from mmrag.embedders.colpali import ColPaliEmbedder
+            >>> ColPaliEmbedder("org/name", revision="0" * 40).id
+            'colpali:org/name@0000000000000000000000000000000000000000'
+        """
         import hashlib
         import json
 
-        base = f"{self.family}:{self.model}@{self.revision or 'main'}"
+        base = f"{self.family}:{self.model_fingerprint()}"
         settings = self.id_settings()
         if not settings:
             return base
@@ -252,7 +290,7 @@ class ModelEmbedder(HFComponent):
         return self
 
     def _from_pretrained_kwargs(self) -> dict[str, Any]:
-        return self._hub_kwargs(self.revision)
+        return self._hub_kwargs(self._load_revision())
 
     # -- embedding --------------------------------------------------------------------------------
 

@@ -13,9 +13,14 @@ Model names:
 * ``ARCH/PRETRAINED`` — an open_clip architecture and pretrained tag, e.g.
   ``ViT-B-32/laion2b_s34b_b79k`` (``create_model_from_pretrained("ViT-B-32",
   pretrained="laion2b_s34b_b79k")``; https://huggingface.co/laion/CLIP-ViT-B-32-laion2B-s34B-b79K).
-* ``hf-hub:org/name`` — an open_clip repository on the Hugging Face Hub (``revision`` pins it).
+* ``hf-hub:org/name`` — an open_clip repository on the Hugging Face Hub (``revision`` pins it;
+  without one, the commit of ``main`` is resolved once and the weights load from that commit).
 * a local folder holding ``open_clip_config.json`` and the weights (loaded as
   ``local-dir:PATH``, the same code path as ``hf-hub:`` ids).
+
+The id names the weights: ``clip:ARCH/PRETRAINED`` for a pretrained tag (fixed weights),
+``clip:hf-hub:org/name@<commit>`` for a Hub repository and ``clip:local@<hash>`` for a local
+folder (its content, not its path; see :mod:`mmrag.embedders.identity`).
 
 A query with text *and* an image is embedded as the L2-normalised sum of the two normalised tower
 outputs — the common "sum of modalities" composed-query baseline (e.g. the CLIP baselines of
@@ -26,7 +31,7 @@ Example:
     >>> from mmrag.embedders.clip import ClipEmbedder
     >>> embedder = ClipEmbedder("ViT-B-32/laion2b_s34b_b79k")   # cheap: nothing loads yet
     >>> embedder.kind, embedder.dim, embedder.id
-    ('single', 512, 'clip:ViT-B-32/laion2b_s34b_b79k@main')
+    ('single', 512, 'clip:ViT-B-32/laion2b_s34b_b79k')
 """
 
 from __future__ import annotations
@@ -167,16 +172,36 @@ class ClipEmbedder(ModelEmbedder):
         assert self._dim is not None
         return self._dim
 
+    # -- identity ---------------------------------------------------------------------------------
+
+    def _compute_fingerprint(self) -> str:
+        """``ARCH/PRETRAINED`` as is (fixed weights; a weights file by content),
+        ``hf-hub:org/name@<commit>``, or ``local@<hash>`` for a local folder."""
+        from mmrag.embedders.identity import folder_fingerprint, resolve_hub_commit
+
+        name, pretrained = open_clip_name(self.model)
+        if name.startswith(_HF_HUB):
+            repo = name[len(_HF_HUB) :]
+            commit = resolve_hub_commit(repo, self.revision, local_files_only=self.local_files_only)
+            return f"{_HF_HUB}{repo}@{commit}"
+        if name.startswith(_LOCAL_DIR):
+            return folder_fingerprint(name[len(_LOCAL_DIR) :])
+        if pretrained is not None and Path(pretrained).expanduser().is_file():
+            return f"{name}/{folder_fingerprint(pretrained)}"
+        return self.model
+
     # -- loading ----------------------------------------------------------------------------------
 
     def _resolve_name(self) -> tuple[str, str | None]:
+        from mmrag.embedders.identity import commit_of
+
         name, pretrained = open_clip_name(self.model)
-        if self.revision is not None:  # pin an hf-hub repository: fetch that snapshot
+        if name.startswith(_HF_HUB):  # load the commit the id names: fetch that snapshot
             from huggingface_hub import snapshot_download
 
             folder = snapshot_download(
-                self.model[len(_HF_HUB) :],
-                revision=self.revision,
+                name[len(_HF_HUB) :],
+                revision=commit_of(self.model_fingerprint()),
                 allow_patterns=_REPO_FILES,
                 local_files_only=bool(self.local_files_only),
             )

@@ -133,9 +133,10 @@ class ColPaliEmbedder(ColVisionEmbedder):
 
     Example:
         >>> from mmrag.embedders.colpali import ColPaliEmbedder
-        >>> embedder = ColPaliEmbedder("vidore/colpali-v1.3-hf", device="auto", batch_size=4)
-        >>> embedder.id
-        'colpali:vidore/colpali-v1.3-hf@main'
+        >>> commit = "0" * 40        # pinned; without it, main's commit from the cache or Hub
+        >>> embedder = ColPaliEmbedder("vidore/colpali-v1.3-hf", revision=commit, batch_size=4)
+        >>> embedder.id == f"colpali:vidore/colpali-v1.3-hf@{commit}"
+        True
         >>> # embedder.embed_documents(items)[0].grid  -> (32, 32)
     """
 
@@ -249,8 +250,8 @@ class ColModernVBertEmbedder(ColVisionEmbedder):
     Example:
         >>> from mmrag.embedders.colpali import ColModernVBertEmbedder
         >>> embedder = ColModernVBertEmbedder("ModernVBERT/colmodernvbert-merged", device="cpu")
-        >>> embedder.id
-        'colmodernvbert:ModernVBERT/colmodernvbert-merged@main'
+        >>> embedder.keep_global_image
+        False
     """
 
     spec = COLMODERNVBERT

@@ -136,10 +136,11 @@ class VLM2VecEmbedder(ModelEmbedder):
 
     Example:
         >>> from mmrag.embedders.vlm2vec import VLM2VecEmbedder
-        >>> embedder = VLM2VecEmbedder("TIGER-Lab/VLM2Vec-Qwen2VL-2B", batch_size=4)
+        >>> commit = "0" * 40                     # main's commit, resolved when not given
+        >>> embedder = VLM2VecEmbedder("TIGER-Lab/VLM2Vec-Qwen2VL-2B", revision=commit)
         >>> embedder.kind, embedder.dim
         ('single', 1536)
-        >>> embedder.id.startswith("vlm2vec:TIGER-Lab/VLM2Vec-Qwen2VL-2B@main#")
+        >>> embedder.id.startswith(f"vlm2vec:TIGER-Lab/VLM2Vec-Qwen2VL-2B@{commit}#")
         True
     """
 
@@ -265,12 +266,13 @@ class VLM2VecEmbedder(ModelEmbedder):
 
         from mmrag.embedders._lora import find_adapter, load_merged_adapter
 
+        revision = self._load_revision()  # a Hub id loads at the commit its id names
         adapter = find_adapter(
-            self.model, revision=self.revision, local_files_only=self.local_files_only
+            self.model, revision=revision, local_files_only=self.local_files_only
         )
         if adapter is None:
-            model = self._load_backbone(self.model, self.revision)
-            processor_source, processor_revision = self.model, self.revision
+            model = self._load_backbone(self.model, revision)
+            processor_source, processor_revision = self.model, revision
         else:
             base = self._base_model_id() or adapter.read_config().get("base_model_name_or_path")
             if not base:
@@ -286,12 +288,12 @@ class VLM2VecEmbedder(ModelEmbedder):
             has_processor = cached_file(
                 self.model,
                 "preprocessor_config.json",
-                revision=self.revision,
+                revision=revision,
                 _raise_exceptions_for_missing_entries=False,
                 **self._local_only(),
             )
             if has_processor:
-                processor_source, processor_revision = self.model, self.revision
+                processor_source, processor_revision = self.model, revision
             else:
                 processor_source, processor_revision = base, self.base_revision
         self._model = model.to(self.resolved_device).eval()

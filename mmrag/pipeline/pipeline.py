@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mmrag.config import PipelineConfig
-from mmrag.types import Answer, Hit, IndexReport
+from mmrag.types import Answer, Hit, IndexReport, canonical_source
 
 if TYPE_CHECKING:
     from mmrag.embedders.base import ModelEmbedder, QueryLike
     from mmrag.embedders.pooling import Pooler
     from mmrag.generators.base import Generator
     from mmrag.pipeline.evaluate import EvalReport
-    from mmrag.pipeline.indexing import IndexProgress
+    from mmrag.pipeline.indexing import IndexProgress, MetadataArg
     from mmrag.rerankers.base import Reranker
     from mmrag.store.assets import AssetStore
     from mmrag.store.contract import VectorStore
@@ -110,7 +110,8 @@ class Pipeline:
         return self._pooler
 
     def schema(self) -> CollectionSchema:
-        """The collection schema this pipeline's embedder and pooling settings need."""
+        """The collection schema this pipeline's embedder and pooling settings need (it may
+        load the embedder's model, for its dimension)."""
         from mmrag.store.schema import CollectionSchema
 
         pooling = self.config.pooling if self.embedder.kind == "multi" else None
@@ -120,11 +121,26 @@ class Pipeline:
 
     @property
     def store(self) -> VectorStore:
-        """The vector store (opened, or created with :meth:`schema`, on first use)."""
+        """The vector store (opened, or created with :meth:`schema`, on first use).
+
+        The schema is computed only once an existing embedded store is opened (its folder
+        locked), so a store in use elsewhere, damaged or of an old layout fails before the
+        embedder's model loads.
+        """
         if self._store is None:
             from mmrag.store import open_store
 
-            self._store = open_store(self.config.store, self.schema())
+            self._store = open_store(self.config.store, self.schema)
+        return self._store
+
+    def recreate(self) -> VectorStore:
+        """Delete the collection and create it empty for this pipeline's embedder and pooling
+        (``mmrag index --recreate``: rebuild an index of an older layout or another model).
+        Every point of the collection is lost; index the sources again."""
+        from mmrag.store import open_store
+
+        self.close()
+        self._store = open_store(self.config.store, self.schema(), recreate=True)
         return self._store
 
     def wrap_store(self, wrapper: Callable[[VectorStore], VectorStore]) -> VectorStore:
@@ -160,8 +176,10 @@ class Pipeline:
 
     def index(
         self,
-        sources: Iterable[str | os.PathLike[str]],
+        sources: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
         *,
+        metadata: MetadataArg = None,
+        tenant: str | None = None,
         force: bool = False,
         on_progress: Callable[[int], None] | None = None,
         on_status: Callable[[IndexProgress], None] | None = None,
@@ -170,7 +188,15 @@ class Pipeline:
         """Index files, directories and globs; returns what was indexed, skipped and failed.
 
         A resumable job (see :mod:`mmrag.pipeline.indexing`): stored items are skipped, a
-        changed file replaces its old points, and ``force`` re-indexes everything.
+        changed file replaces its old points, and ``force`` re-indexes everything. Sources
+        are stored canonically (absolute paths), so any spelling of a file finds it later; a
+        byte-identical copy at another path is its own source, its embeddings copied.
+
+        ``metadata``: the user's own fields for every file (``{"dept": "hr"}``), or a
+        function of the file's path returning them; a ``<file>.meta.json`` sidecar adds its
+        fields (and wins). Stored indexed, filterable with ``SearchFilter(metadata=…)``;
+        changing them and indexing again rewrites the points without embedding again.
+        ``tenant``: the owner of these items (multi-tenant servers).
         ``on_progress(n)`` gets the number of items handled since its last call;
         ``on_status(progress)`` an :class:`~mmrag.pipeline.indexing.IndexProgress` (files,
         pages, pages/s, ETA). ``engine="ray"`` runs the same steps on a Ray cluster
@@ -178,13 +204,24 @@ class Pipeline:
         pipeline never imports the layer above it). A store that stays unreachable raises
         :class:`~mmrag.errors.IndexStoppedError` (run the job again to resume).
         """
+        from mmrag.pipeline.indexing import Labels, index_sources
+
+        if isinstance(sources, str | os.PathLike):
+            sources = [sources]
+        labels = Labels(metadata, tenant=tenant)
         if engine != "local":
+            if metadata is not None or tenant is not None:
+                from mmrag.errors import ConfigError
+
+                raise ConfigError(
+                    f"metadata= and tenant= are not supported by the {engine!r} engine yet; "
+                    "use JSON sidecars (<file>.meta.json) or the local engine"
+                )
             driver = _engine(engine)
             return driver(self, sources, force=force, report=IndexReport(), on_progress=on_progress)
-        from mmrag.pipeline.indexing import index_sources
-
         return index_sources(
             sources,
+            labels=labels,
             embedder=self.embedder,
             store=self.store,
             pooler=self.pooler,
@@ -271,18 +308,32 @@ class Pipeline:
         finally:
             store.close()
 
-    def delete(self, source: str) -> int:
-        """Remove every item of ``source`` and its page images; returns how many were removed."""
+    def delete(self, source: str | os.PathLike[str], *, tenant: str | None = None) -> int:
+        """Remove every item of ``source`` (any spelling of its path: it is made canonical)
+        and its page images; with ``tenant``, only that tenant's. Returns how many were
+        removed. A byte-identical copy at another path is another source and stays."""
         from mmrag.store.records import SearchFilter
 
-        ids = [r.id for r in self.store.iter_records(SearchFilter.build(source=source))]
-        removed = self.store.delete_source(source)
-        self.assets.delete(ids)
-        return removed
+        where = SearchFilter.build(source=canonical_source(source), tenant=tenant)
+        ids = [r.id for r in self.store.iter_records(where)]
+        if ids:
+            self.store.delete(ids)
+            self.assets.delete(ids)
+        return len(ids)
 
-    def sources(self) -> list[str]:
-        """The sources in the index."""
-        return self.store.sources()
+    def sources(self, *, tenant: str | None = None) -> list[str]:
+        """The sources in the index (``tenant``'s only, when given)."""
+        return list(self.source_counts(tenant=tenant))
+
+    def source_counts(
+        self, filter: SearchFilter | None = None, *, tenant: str | None = None
+    ) -> dict[str, int]:
+        """Each indexed source (matching ``filter``; ``tenant``'s only, when given) and its
+        number of pages / images / frames."""
+        from mmrag.store.records import SearchFilter
+
+        where = (filter or SearchFilter()).canonical().for_tenant(tenant)
+        return self.store.source_counts(None if where.is_empty else where)
 
     def close(self) -> None:
         """Close the store (releases the embedded folder's lock)."""

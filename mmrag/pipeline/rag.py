@@ -57,6 +57,8 @@ def retrieve(
     from mmrag.rerankers.base import RerankContext
 
     k = k or pipeline.config.retrieval.top_k
+    if filter is not None:
+        filter = filter.canonical()
     reranker = pipeline.reranker if rerank else None
     coerced = Query.coerce(query)
     start = time.perf_counter()

@@ -11,6 +11,7 @@ module             what
 ``embedded``       ``EmbeddedStore``: Qdrant Edge in-process, in a folder (the default)
 ``server``         ``ServerStore``: a Qdrant server or cluster through qdrant-client
 ``assets``         ``AssetStore``: page and frame images in a folder or any fsspec URL
+``doctor``         ``check_store``: what ``mmrag doctor`` checks (damage, lost points, NaN)
 ``text``           BM25 sparse vectors for the text channel
 =================  ========================================================================
 
@@ -32,6 +33,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,11 +43,14 @@ if TYPE_CHECKING:
     from mmrag.store.contract import (
         CollectionInfo,
         CollectionMismatchError,
+        StoreCorruptError,
         StoreError,
         StoreLockedError,
         StoreUnavailableError,
+        StoreVersionError,
         VectorStore,
     )
+    from mmrag.store.doctor import DoctorReport, check_store
     from mmrag.store.embedded import EmbeddedStore
     from mmrag.store.plan import Plan, parse_plan
     from mmrag.store.records import Point, Record, ScoredRecord, SearchFilter, SparseVector
@@ -58,9 +63,13 @@ _LAZY = {
     "ServerStore": "mmrag.store.server",
     "CollectionInfo": "mmrag.store.contract",
     "CollectionMismatchError": "mmrag.store.contract",
+    "StoreCorruptError": "mmrag.store.contract",
     "StoreError": "mmrag.store.contract",
     "StoreLockedError": "mmrag.store.contract",
     "StoreUnavailableError": "mmrag.store.contract",
+    "StoreVersionError": "mmrag.store.contract",
+    "DoctorReport": "mmrag.store.doctor",
+    "check_store": "mmrag.store.doctor",
     "VectorStore": "mmrag.store.contract",
     "CollectionSchema": "mmrag.store.schema",
     "VectorSpec": "mmrag.store.schema",
@@ -78,6 +87,7 @@ __all__ = [
     "CollectionInfo",
     "CollectionMismatchError",
     "CollectionSchema",
+    "DoctorReport",
     "EmbeddedStore",
     "Plan",
     "Point",
@@ -86,11 +96,14 @@ __all__ = [
     "SearchFilter",
     "ServerStore",
     "SparseVector",
+    "StoreCorruptError",
     "StoreError",
     "StoreLockedError",
     "StoreUnavailableError",
+    "StoreVersionError",
     "VectorSpec",
     "VectorStore",
+    "check_store",
     "open_assets",
     "open_store",
     "parse_plan",
@@ -98,18 +111,24 @@ __all__ = [
 
 
 def open_store(
-    config: StoreConfig, schema: CollectionSchema | None = None, *, recreate: bool = False
+    config: StoreConfig,
+    schema: CollectionSchema | Callable[[], CollectionSchema] | None = None,
+    *,
+    recreate: bool = False,
 ) -> VectorStore:
     """Open (or create) the collection ``config`` names, on the backend it names.
 
     ``schema`` is required to create a collection and, when it exists, is checked against the
     stored one (a mismatch raises :class:`CollectionMismatchError` naming both and the fix).
-    ``schema=None`` opens an existing collection as stored (for ``delete``, ``info``).
+    ``schema=None`` opens an existing collection as stored (for ``delete``, ``info``). A
+    function returning the schema is called only when it is needed, after the embedded store's
+    folder is locked, so a folder in use fails before an embedder model is loaded.
     """
     if config.backend == "server":
         from mmrag.store.server import ServerStore
 
-        return ServerStore.from_config(config, schema, recreate=recreate)
+        resolved = schema() if callable(schema) else schema
+        return ServerStore.from_config(config, resolved, recreate=recreate)
     from mmrag.store.embedded import EmbeddedStore
 
     return EmbeddedStore(config.path, config.collection, schema, recreate=recreate)

@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mmrag.errors import ConfigError
-from mmrag.store.contract import CollectionInfo, StoreError
+from mmrag.store.contract import (
+    FILTER_FIELDS,
+    METADATA_FIELD,
+    TENANT_FIELD,
+    CollectionInfo,
+    StoreError,
+    metadata_index_type,
+)
 from mmrag.store.plan import QueryNode, plan_tree
 from mmrag.store.records import Point, QueryVector, Record, ScoredRecord, SearchFilter
 from mmrag.store.schema import CollectionSchema
@@ -25,9 +32,37 @@ if TYPE_CHECKING:
     from mmrag.store.plan import Plan
     from mmrag.types import Embedding, Item
 
-__all__ = ["BaseStore", "EngineQuery"]
+__all__ = ["BaseStore", "EngineQuery", "filter_matches", "filter_ranges"]
 
 logger = logging.getLogger(__name__)
+
+
+def filter_matches(filter: SearchFilter) -> list[tuple[str, tuple[Any, ...]]]:
+    """The payload keys a filter matches and the values (any of) each may take, in the
+    payload's own key names; the backends translate them to their engine's conditions."""
+    out: list[tuple[str, tuple[Any, ...]]] = []
+    for key, values in (
+        ("source", filter.sources),
+        ("modality", filter.modalities),
+        ("content_id", filter.content_ids),
+    ):
+        if values:
+            out.append((key, tuple(values)))
+    if filter.tenant is not None:
+        out.append((TENANT_FIELD, (filter.tenant,)))
+    for key, value in filter.metadata.items():
+        values = value if isinstance(value, tuple) else (value,)
+        out.append((f"{METADATA_FIELD}.{key}", values))
+    return out
+
+
+def filter_ranges(filter: SearchFilter) -> list[tuple[str, tuple[float | None, float | None]]]:
+    """The inclusive numeric ranges of a filter (the page range, user ranges), by payload key."""
+    out: list[tuple[str, tuple[float | None, float | None]]] = []
+    if filter.page_range is not None:
+        out.append(("page", filter.page_range))
+    out.extend((f"{METADATA_FIELD}.{key}", bounds) for key, bounds in filter.ranges.items())
+    return out
 
 
 @dataclass(frozen=True)
@@ -59,6 +94,7 @@ class BaseStore(abc.ABC):
         # qdrant-client's local mode is plain Python: reads during a write can see half of it.
         self._read_lock: Any = self._write_lock if lock_reads else contextlib.nullcontext()
         self._closed = False
+        self._indexed: set[str] | None = None  # payload keys with an index (read on first write)
 
     # -- identity ---------------------------------------------------------------------------------
 
@@ -124,6 +160,8 @@ class BaseStore(abc.ABC):
     def _write_batch(self, batch: list[Point]) -> int:
         unique = list({p.id: p for p in batch}.values())  # last write of an id wins
         with self._write_lock:
+            self._on_write()
+            self._index_metadata(unique)
             self._upsert_batch(unique)
         logger.debug("upserted %d points into %s", len(unique), self._where())
         return len(batch)
@@ -134,27 +172,50 @@ class BaseStore(abc.ABC):
         ids = [str(i) for i in ids]
         if ids:
             with self._write_lock:
+                self._on_write()
                 self._delete_ids(ids)
 
-    def delete_source(self, source: str) -> int:
-        """Delete every point of ``source``; returns how many were deleted."""
+    def _index_metadata(self, points: list[Point]) -> None:
+        """Give every user metadata field a payload index the first time it is written (its
+        type from the value), so filters on it stay fast at any size."""
+        wanted: dict[str, str] = {}
+        for point in points:
+            for key, value in (point.payload.get(METADATA_FIELD) or {}).items():
+                kind = metadata_index_type(value)
+                if kind is not None:
+                    wanted.setdefault(f"{METADATA_FIELD}.{key}", kind)
+        if not wanted:
+            return
+        if self._indexed is None:
+            self._indexed = self._payload_indexes() | set(FILTER_FIELDS)
+        for key, kind in wanted.items():
+            if key not in self._indexed:
+                self._create_index(key, kind)
+                self._indexed.add(key)
+                logger.info("created a %s payload index on %s in %s", kind, key, self._where())
+
+    def delete_source(self, source: str, *, tenant: str | None = None) -> int:
+        """Delete every point of ``source`` (of ``tenant`` only, when given); returns how
+        many were deleted."""
         self._check_open()
-        selector = SearchFilter(sources=(source,))
+        selector = SearchFilter(sources=(source,), tenant=tenant)
         with self._write_lock:
             n = self._count(selector)
             if n:
+                self._on_write()
                 self._delete_filter(selector)
         logger.info("deleted %d points of %s from %s", n, source, self._where())
         return n
 
-    def publish(self, source: str) -> int:
-        """Make the pending points of ``source`` visible to search; returns how many were
-        pending (see :data:`~mmrag.store.contract.PENDING_FIELD`)."""
+    def publish(self, source: str, *, tenant: str | None = None) -> int:
+        """Make the pending points of ``source`` (of ``tenant`` only, when given) visible to
+        search; returns how many were pending (see :data:`~mmrag.store.contract.PENDING_FIELD`)."""
         self._check_open()
+        where = SearchFilter(sources=(source,), tenant=tenant)
         with self._write_lock:
-            n = self._count_pending(source)
+            n = self._count_pending(where)
             if n:
-                self._clear_pending(source)
+                self._clear_pending(where)
         return n
 
     def optimize(self) -> None:
@@ -179,11 +240,16 @@ class BaseStore(abc.ABC):
         with self._read_lock:
             return self._count(filter)
 
-    def sources(self) -> list[str]:
-        """The distinct sources in the collection, sorted."""
+    def sources(self, filter: SearchFilter | None = None) -> list[str]:
+        """The distinct sources in the collection (those matching ``filter``), sorted."""
+        return sorted(self.source_counts(filter))
+
+    def source_counts(self, filter: SearchFilter | None = None) -> dict[str, int]:
+        """Each source (matching ``filter``) and how many points it has, by source."""
         self._check_open()
         with self._read_lock:
-            return sorted(self._sources())
+            counts = self._source_counts(filter)
+        return dict(sorted(counts.items()))
 
     def existing(self, ids: Iterable[str]) -> set[str]:
         """Which of ``ids`` are stored (looked up 1,000 at a time)."""
@@ -344,6 +410,10 @@ class BaseStore(abc.ABC):
 
     # -- backend primitives ------------------------------------------------------------------
 
+    def _on_write(self) -> None:  # noqa: B027 - an optional hook
+        """Called under the write lock before a write that may change the point count (the
+        embedded store's bookkeeping of its expected count); nothing by default."""
+
     @abc.abstractmethod
     def _upsert_batch(self, points: list[Point]) -> None: ...
 
@@ -357,13 +427,19 @@ class BaseStore(abc.ABC):
     def _count(self, filter: SearchFilter | None) -> int: ...
 
     @abc.abstractmethod
-    def _count_pending(self, source: str) -> int: ...
+    def _count_pending(self, where: SearchFilter) -> int: ...
 
     @abc.abstractmethod
-    def _clear_pending(self, source: str) -> None: ...
+    def _clear_pending(self, where: SearchFilter) -> None: ...
 
     @abc.abstractmethod
-    def _sources(self) -> list[str]: ...
+    def _source_counts(self, filter: SearchFilter | None) -> dict[str, int]: ...
+
+    @abc.abstractmethod
+    def _payload_indexes(self) -> set[str]: ...
+
+    @abc.abstractmethod
+    def _create_index(self, key: str, kind: str) -> None: ...
 
     @abc.abstractmethod
     def _retrieve(self, ids: list[str], with_vectors: bool) -> list[Record]: ...

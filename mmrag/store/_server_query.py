@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from mmrag.errors import MissingDependencyError
-from mmrag.store._base import EngineQuery
+from mmrag.store._base import EngineQuery, filter_matches, filter_ranges
 from mmrag.store.contract import PENDING_FIELD, RRF_K
 from mmrag.store.plan import QueryNode
 from mmrag.store.records import Point, QueryVector, Record, SearchFilter, SparseVector
@@ -81,30 +81,40 @@ class QdrantTranslator:
         hidden = [m.FieldCondition(key=PENDING_FIELD, match=m.MatchValue(value=1))]
         if filter is None or filter.is_empty:
             return m.Filter(must_not=hidden) if searchable else None
+        return m.Filter(must=self.must(filter), must_not=hidden if searchable else None)
+
+    def must(self, filter: SearchFilter) -> list[Any]:
+        """The conditions of ``filter`` (all must hold)."""
+        m = self.m
         must: list[Any] = []
-        for key, values in (("source", filter.sources), ("modality", filter.modalities)):
+        for key, values in filter_matches(filter):
             if len(values) == 1:
                 must.append(m.FieldCondition(key=key, match=m.MatchValue(value=values[0])))
-            elif values:
+            else:
                 must.append(m.FieldCondition(key=key, match=m.MatchAny(any=list(values))))
-        if filter.page_range is not None:
-            lo, hi = filter.page_range
-            must.append(m.FieldCondition(key="page", range=m.Range(gte=lo, lte=hi)))
-        for key, value in filter.metadata.items():
-            must.append(m.FieldCondition(key=f"metadata.{key}", match=m.MatchValue(value=value)))
+        for key, (lo, hi) in filter_ranges(filter):
+            must.append(m.FieldCondition(key=key, range=m.Range(gte=lo, lte=hi)))
         if filter.ids:
             must.append(m.HasIdCondition(has_id=list(filter.ids)))
-        return m.Filter(must=must, must_not=hidden if searchable else None)
+        return must
 
-    def pending_filter(self, source: str) -> Any:
-        """The points of ``source`` still pending (written, not yet published)."""
+    def pending_filter(self, where: SearchFilter) -> Any:
+        """The points ``where`` selects that are still pending (written, not yet published)."""
         m = self.m
-        return m.Filter(
-            must=[
-                m.FieldCondition(key="source", match=m.MatchValue(value=source)),
-                m.FieldCondition(key=PENDING_FIELD, match=m.MatchValue(value=1)),
-            ]
-        )
+        pending = m.FieldCondition(key=PENDING_FIELD, match=m.MatchValue(value=1))
+        return m.Filter(must=[*self.must(where), pending])
+
+    def index_type(self, kind: str) -> Any:
+        """The payload index schema of a :data:`~mmrag.store.contract.FILTER_FIELDS` kind."""
+        m = self.m
+        if kind == "tenant":
+            return m.KeywordIndexParams(type=m.KeywordIndexType.KEYWORD, is_tenant=True)
+        return {
+            "keyword": m.PayloadSchemaType.KEYWORD,
+            "integer": m.PayloadSchemaType.INTEGER,
+            "float": m.PayloadSchemaType.FLOAT,
+            "bool": m.PayloadSchemaType.BOOL,
+        }[kind]
 
     def vector(self, value: QueryVector) -> Any:
         """A vector as the client takes it: a ``SparseVector`` or nested lists of floats."""

@@ -161,6 +161,48 @@ class AssetStore:
         image.load()
         return image
 
+    def copy(self, source_id: str, item_id: str) -> bool:
+        """Store ``source_id``'s image for ``item_id`` too, byte for byte (a copy of a file
+        indexed at another path); returns ``False`` when ``source_id`` has no image."""
+        path = self._find(source_id)
+        if path is None:
+            return False
+        ext = path.rsplit(".", 1)[-1]
+        fmt = next(f for f, e in _EXTENSIONS.items() if e == ext)
+        target = self._path(item_id, fmt)
+        data = self._fs.cat_file(path)
+        if self._local:
+            parent = target.rsplit("/", 1)[0]
+            self._fs.makedirs(parent, exist_ok=True)
+            tmp = f"{parent}/.{item_id}.{uuid.uuid4().hex}.tmp"
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, target)
+        else:
+            self._fs.pipe_file(target, data)
+        return True
+
+    def keys(self) -> list[str]:
+        """The item ids that have a stored image, sorted (each once, in whichever format).
+
+        Example:
+            >>> from PIL import Image
+            >>> assets = AssetStore("memory://listed-assets")
+            >>> _ = assets.put("abc1", Image.new("RGB", (2, 2)))
+            >>> assets.keys()
+            ['abc1']
+        """
+        if not self._fs.exists(self._root):
+            return []
+        extensions = set(_EXTENSIONS.values())
+        found: set[str] = set()
+        for path in self._fs.find(self._root):
+            parent, _, name = str(path).rpartition("/")
+            stem, dot, ext = name.rpartition(".")
+            if dot and ext in extensions and _ID.match(stem) and parent.endswith(f"/{stem[:2]}"):
+                found.add(stem)
+        return sorted(found)
+
     def delete(self, ids: Iterable[str]) -> int:
         """Delete the images of ``ids`` (missing ones are ignored); returns how many were."""
         deleted = 0

@@ -34,19 +34,26 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FILTER_FIELDS",
+    "METADATA_FIELD",
     "PENDING_FIELD",
     "RRF_K",
     "SCHEMA_VERSION",
+    "TENANT_FIELD",
     "CollectionInfo",
     "CollectionMismatchError",
+    "StoreCorruptError",
     "StoreError",
     "StoreLockedError",
     "StoreUnavailableError",
+    "StoreVersionError",
     "VectorStore",
+    "metadata_index_type",
 ]
 
-#: Bumped when the layout of stored collections changes incompatibly.
-SCHEMA_VERSION = 1
+#: Bumped when the layout of stored collections changes incompatibly. 2: point ids of
+#: (tenant, canonical source, content, locator, embedder); canonical sources; user metadata
+#: under ``metadata``, the reader's facts under ``details``.
+SCHEMA_VERSION = 2
 
 #: The k of reciprocal-rank fusion, 1 / (k + rank), on every backend (the usual 60).
 RRF_K = 60
@@ -62,14 +69,42 @@ MULTI_EF_CONSTRUCT = 200
 #: takes ``True`` for the integer 1.)
 PENDING_FIELD = "mmrag_pending"
 
-#: Payload fields that get a payload index (and can be filtered on cheaply), with their type.
+#: The payload field of the tenant that owns a point (multi-tenant servers).
+TENANT_FIELD = "tenant"
+
+#: The payload field of the user's own fields (``metadata.<key>``: indexed on first use).
+METADATA_FIELD = "metadata"
+
+#: Payload fields that get a payload index (and can be filtered on cheaply), with their type;
+#: ``tenant`` is a keyword index flagged ``is_tenant`` (Qdrant co-locates a tenant's points).
 FILTER_FIELDS: Mapping[str, str] = {
     "source": "keyword",
     "source_sha256": "keyword",
+    "content_id": "keyword",
     "modality": "keyword",
     "page": "integer",
     PENDING_FIELD: "integer",
+    TENANT_FIELD: "tenant",
 }
+
+
+def metadata_index_type(value: object) -> str | None:
+    """The payload index type of a user metadata value (``keyword``, ``integer``, ``float``,
+    ``bool``), or ``None`` for values that cannot be indexed (empty lists).
+
+    Example:
+        >>> [metadata_index_type(v) for v in ("hr", 2024, 1.5, True, ["a", "b"])]
+        ['keyword', 'integer', 'float', 'bool', 'keyword']
+    """
+    if isinstance(value, list | tuple):
+        return metadata_index_type(value[0]) if value else None
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "float"
+    return "keyword"
 
 
 class StoreError(MmragError):
@@ -86,6 +121,55 @@ class StoreUnavailableError(StoreError):
 
 class CollectionMismatchError(StoreError, ConfigError):
     """An existing collection was built with another embedder or other pooling settings."""
+
+
+class StoreCorruptError(StoreError):
+    """The store's files are damaged (unreadable, truncated, or fewer points than were stored).
+
+    The message names the folder or file, what is wrong, and how to recover (restore a backup,
+    or rebuild with ``mmrag index PATHS --recreate``).
+    """
+
+
+class StoreVersionError(StoreError):
+    """The collection was written with another layout version of mmrag (its point ids or
+    payloads differ); it has to be rebuilt.
+
+    Example:
+        >>> from mmrag.store.contract import SCHEMA_VERSION, StoreVersionError
+        >>> StoreVersionError.check({"version": SCHEMA_VERSION}, "/idx/docs")  # current: fine
+        >>> try:
+        ...     StoreVersionError.check({"version": 0}, "/idx/docs")
+        ... except StoreVersionError as exc:
+        ...     print(str(exc).split(":")[0])
+        /idx/docs was built by an older mmrag (layout version 0; this is 2)
+    """
+
+    @classmethod
+    def check(
+        cls, stored: Mapping[str, Any], where: str, *, remove: str = "delete the folder"
+    ) -> None:
+        """Raise unless the stored schema dict ``stored`` has this mmrag's layout version
+        (a missing ``version`` counts as current); ``where`` names the collection, ``remove``
+        how to delete it by hand."""
+        version = stored.get("version", SCHEMA_VERSION)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise StoreCorruptError(
+                f"{where}: the stored layout version {version!r} is not a number; rebuild the "
+                f"collection: `mmrag index PATHS --recreate`, or {remove}"
+            )
+        if version < SCHEMA_VERSION:
+            raise cls(
+                f"{where} was built by an older mmrag (layout version {version}; this is "
+                f"{SCHEMA_VERSION}): its point ids cannot be reused. Rebuild it: `mmrag index "
+                f"PATHS --recreate` (deletes the collection and indexes again), or {remove}."
+            )
+        if version > SCHEMA_VERSION:
+            raise cls(
+                f"{where} was built by a newer mmrag (layout version {version}; this is "
+                f"{SCHEMA_VERSION}): upgrade mmrag to open it (`pip install -U mmrag`), or "
+                f"rebuild it with this one: `mmrag index PATHS --recreate`."
+            )
 
 
 @dataclass(frozen=True)
@@ -145,17 +229,22 @@ class VectorStore(Protocol):
         """Delete points by id (missing ids are ignored)."""
         ...
 
-    def delete_source(self, source: str) -> int:
-        """Delete every point of ``source``; returns how many were deleted."""
+    def delete_source(self, source: str, *, tenant: str | None = None) -> int:
+        """Delete every point of ``source`` (of ``tenant`` only, when given); returns how many
+        were deleted."""
         ...
 
-    def publish(self, source: str) -> int:
-        """Make the pending points of ``source`` (see :data:`PENDING_FIELD`) visible to search;
-        returns how many were pending."""
+    def publish(self, source: str, *, tenant: str | None = None) -> int:
+        """Make the pending points of ``source`` (see :data:`PENDING_FIELD`; of ``tenant``
+        only, when given) visible to search; returns how many were pending."""
         ...
 
-    def sources(self) -> list[str]:
-        """The distinct sources in the collection, sorted."""
+    def sources(self, filter: SearchFilter | None = None) -> list[str]:
+        """The distinct sources in the collection (those matching ``filter``), sorted."""
+        ...
+
+    def source_counts(self, filter: SearchFilter | None = None) -> dict[str, int]:
+        """Each source (matching ``filter``) and how many points it has."""
         ...
 
     def count(self, filter: SearchFilter | None = None) -> int:

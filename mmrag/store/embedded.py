@@ -1,10 +1,13 @@
 """The embedded store: Qdrant's engine in-process (qdrant-edge-py), in a folder, no service.
 
 Layout of ``<path>/<collection>/``: ``mmrag.json`` (the collection schema: embedder id, dim,
-pooling settings) and ``shard/`` (the Qdrant Edge shard). The shard holds an exclusive lock on
-its write-ahead log, so one folder is open in one place at a time; a second open (another
-process, or a second store object in this one) raises :class:`StoreLockedError` naming the
-folder.
+pooling settings), ``shard/`` (the Qdrant Edge shard) and ``mmrag.state.json`` (the point count
+recorded on ``optimize`` / ``close``, checked on opening: see :mod:`mmrag.store._integrity`).
+The shard holds an exclusive lock on its write-ahead log, so one folder is open in one place at
+a time; a second open (another process, or a second store object in this one) raises
+:class:`StoreLockedError` naming the folder. Damaged files raise :class:`StoreCorruptError`, a
+collection of another layout version :class:`StoreVersionError`, each naming the folder and
+what to do.
 
 Example:
     >>> import numpy as np, tempfile
@@ -20,24 +23,34 @@ Example:
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import os
 import shutil
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mmrag.errors import MissingDependencyError
-from mmrag.store._base import BaseStore, EngineQuery
+from mmrag.store._base import BaseStore, EngineQuery, filter_matches, filter_ranges
+from mmrag.store._integrity import (
+    SCHEMA_FILE,
+    SHARD_DIR,
+    count_mismatch,
+    explain_open_error,
+    read_schema_file,
+    read_state,
+    write_state,
+)
+from mmrag.store._integrity import write_json_atomic as _write_json_atomic
 from mmrag.store.contract import (
     FILTER_FIELDS,
     PENDING_FIELD,
     RRF_K,
+    StoreCorruptError,
     StoreError,
-    StoreLockedError,
 )
 from mmrag.store.plan import QueryNode
 from mmrag.store.records import Point, QueryVector, Record, ScoredRecord, SearchFilter, SparseVector
@@ -47,8 +60,8 @@ __all__ = ["EmbeddedStore"]
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_FILE = "mmrag.json"
-SHARD_DIR = "shard"
+#: A schema, or a function computing it (called once the folder is locked: it may load a model).
+SchemaSource = CollectionSchema | Callable[[], CollectionSchema]
 
 
 def _edge() -> Any:
@@ -69,6 +82,11 @@ class EmbeddedStore(BaseStore):
     an existing collection first. Call :meth:`optimize` after a large upsert to build the HNSW
     indexes (searches are exact brute force on segments not yet optimized).
 
+    ``schema`` may be a function returning the schema: it is called after the shard is loaded
+    (and the folder locked), so a locked folder fails before an embedder model loads.
+    ``check_count=False`` opens a shard whose point count differs from the recorded one
+    (for :func:`mmrag.store.doctor.check_store`) and, unless written to, records nothing.
+
     Example:
         >>> from mmrag.store.embedded import EmbeddedStore   # doctest: +SKIP
         >>> store = EmbeddedStore("mmrag_index", "docs", schema)      # doctest: +SKIP
@@ -80,16 +98,20 @@ class EmbeddedStore(BaseStore):
         self,
         path: str | os.PathLike[str],
         collection: str = "mmrag",
-        schema: CollectionSchema | None = None,
+        schema: SchemaSource | None = None,
         *,
         recreate: bool = False,
         max_search_threads: int | None = None,
+        check_count: bool = True,
     ) -> None:
         self._folder = Path(path).expanduser().resolve() / collection
         super().__init__(collection, str(self._folder))
         self._edge = _edge()
         self._max_search_threads = max_search_threads
         self._shard: Any = None
+        self._check_count = check_count
+        self._dirty = False  # written since the point count was last recorded
+        self._record_on_close = False  # no current point count is recorded yet
         self._open(schema, recreate)
 
     # -- opening ---------------------------------------------------------------------------------
@@ -99,21 +121,32 @@ class EmbeddedStore(BaseStore):
         """The collection's folder."""
         return self._folder
 
-    def _open(self, schema: CollectionSchema | None, recreate: bool) -> None:
+    def _open(self, schema: SchemaSource | None, recreate: bool) -> None:
         schema_file = self._folder / SCHEMA_FILE
         shard_dir = self._folder / SHARD_DIR
         has_shard = shard_dir.is_dir() and any(shard_dir.iterdir())
         if recreate and self._folder.exists():
             if has_shard:
-                self._load(shard_dir).close()  # fails clearly if another process has it open
+                # Fails clearly if another process has it open; a damaged shard is deleted.
+                with contextlib.suppress(StoreCorruptError):
+                    self._load(shard_dir).close()
             shutil.rmtree(self._folder)
             logger.info("deleted %s (recreate=True)", self._where())
             has_shard = False
         if schema_file.is_file():
-            stored = CollectionSchema.from_dict(json.loads(schema_file.read_text("utf-8")))
-            if schema is not None:
-                stored.check_compatible(schema, self._where())
-            self._schema = stored
+            self._schema = stored = read_schema_file(self._folder)
+            # The lock and the shard's own checks first: computing the schema may load a model.
+            self._shard = self._load(shard_dir) if has_shard else None
+            try:
+                if has_shard:
+                    self._verify_count()
+                if schema is not None:
+                    stored.check_compatible(_resolve(schema), self._where())
+            except BaseException:
+                if self._shard is not None:
+                    self._shard.close()  # release the folder's lock
+                    self._shard = None
+                raise
         elif has_shard:
             raise StoreError(
                 f"{shard_dir} holds a Qdrant Edge shard without {SCHEMA_FILE}, so the embedder "
@@ -125,14 +158,41 @@ class EmbeddedStore(BaseStore):
                 "with the embedder's schema on the first write)"
             )
         else:
+            self._schema = _resolve(schema)
             self._folder.mkdir(parents=True, exist_ok=True)
-            _write_json_atomic(schema_file, schema.to_dict())
-            self._schema = schema
-        if has_shard:
-            self._shard = self._load(shard_dir)
-        else:
+            _write_json_atomic(schema_file, self._schema.to_dict())
+        if self._shard is None:
             self._shard = self._create(shard_dir)
+            self._record_on_close = self._check_count
             logger.info("created %s for %s", self._where(), self.schema.embedder_id)
+
+    def _verify_count(self) -> None:
+        """Compare the shard's point count with the one recorded when it was last closed."""
+        if not self._check_count:
+            return
+        try:
+            state = read_state(self._folder)
+        except StoreCorruptError as exc:
+            logger.warning("%s", exc)
+            state = None
+        self._record_on_close = state is None or not state.clean
+        if state is not None and state.clean:
+            found = self._count(None)
+            if found != state.points:
+                raise count_mismatch(self._folder, found, state.points)
+
+    def _on_write(self) -> None:
+        # Before the first write: the recorded count is no longer current (a crash from here
+        # on must not look like lost points).
+        if not self._dirty:
+            write_state(self._folder, self._count(None), clean=False)
+            self._dirty = True
+
+    def _record_state(self) -> None:
+        if self._dirty or self._record_on_close:
+            self._shard.flush()
+            write_state(self._folder, self._count(None), clean=True)
+            self._dirty = self._record_on_close = False
 
     def _load(self, shard_dir: Path) -> Any:
         # The shard keeps the vector config it was created with; only runtime settings change.
@@ -149,22 +209,34 @@ class EmbeddedStore(BaseStore):
         try:
             shard = e.EdgeShard.create(str(shard_dir), self._edge_config(self.schema))
         except Exception as exc:
-            raise self._explain(exc) from exc
-        types = {"keyword": e.PayloadSchemaType.Keyword, "integer": e.PayloadSchemaType.Integer}
+            raise self._explain(exc, creating=True) from exc
         for field_name, kind in FILTER_FIELDS.items():
-            shard.update(e.UpdateOperation.create_field_index(field_name, types[kind]))
+            shard.update(e.UpdateOperation.create_field_index(field_name, self._index_type(kind)))
         return shard
 
-    def _explain(self, exc: Exception) -> StoreError:
-        message = str(exc)
-        if "WouldBlock" in message or "WAL" in message or "lock" in message.lower():
-            return StoreLockedError(
-                f"the embedded store {self._folder} is already open, by another process or by "
-                "another store object in this process (Qdrant Edge locks the folder while it is "
-                "open). Close the other one first, or, to share one index between processes, "
-                f"run a Qdrant server and use store.backend = 'server'. ({message})"
-            )
-        return StoreError(f"cannot open {self._where()}: {message}")
+    def _index_type(self, kind: str) -> Any:
+        e = self._edge
+        if kind == "tenant":
+            return e.KeywordIndexParams(is_tenant=True)
+        types = {
+            "keyword": e.PayloadSchemaType.Keyword,
+            "integer": e.PayloadSchemaType.Integer,
+            "float": e.PayloadSchemaType.Float,
+            "bool": e.PayloadSchemaType.Bool,
+        }
+        return types[kind]
+
+    def _payload_indexes(self) -> set[str]:
+        return set(self._shard.info().payload_schema)
+
+    def _create_index(self, key: str, kind: str) -> None:
+        self._shard.update(
+            self._edge.UpdateOperation.create_field_index(key, self._index_type(kind))
+        )
+
+    def _explain(self, exc: Exception, *, creating: bool = False) -> StoreError:
+        """Locked (the WAL's lock is held elsewhere), damaged, or another failure."""
+        return explain_open_error(exc, self._folder, creating=creating)
 
     def _edge_config(self, schema: CollectionSchema) -> Any:
         e = self._edge
@@ -210,20 +282,21 @@ class EmbeddedStore(BaseStore):
         hidden = [e.FieldCondition(key=PENDING_FIELD, match=e.MatchValue(1))]
         if filter is None or filter.is_empty:
             return e.Filter(must_not=hidden) if searchable else None
+        return e.Filter(must=self._must(filter), must_not=hidden if searchable else None)
+
+    def _must(self, filter: SearchFilter) -> list[Any]:
+        e = self._edge
         must: list[Any] = []
-        for key, values in (("source", filter.sources), ("modality", filter.modalities)):
+        for key, values in filter_matches(filter):
             if len(values) == 1:
                 must.append(e.FieldCondition(key=key, match=e.MatchValue(values[0])))
-            elif values:
+            else:
                 must.append(e.FieldCondition(key=key, match=e.MatchAny(list(values))))
-        if filter.page_range is not None:
-            lo, hi = filter.page_range
-            must.append(e.FieldCondition(key="page", range=e.RangeFloat(gte=lo, lte=hi)))
-        for key, value in filter.metadata.items():
-            must.append(e.FieldCondition(key=f"metadata.{key}", match=e.MatchValue(value)))
+        for key, (lo, hi) in filter_ranges(filter):
+            must.append(e.FieldCondition(key=key, range=e.RangeFloat(gte=lo, lte=hi)))
         if filter.ids:
             must.append(e.HasIdCondition(point_ids=set(filter.ids)))
-        return e.Filter(must=must, must_not=hidden if searchable else None)
+        return must
 
     def _vector(self, value: QueryVector) -> Any:
         if isinstance(value, SparseVector):
@@ -294,31 +367,30 @@ class EmbeddedStore(BaseStore):
             self._shard.count(self._edge.CountRequest(exact=True, filter=self._filter(filter)))
         )
 
-    def _pending_filter(self, source: str) -> Any:
+    def _pending_filter(self, where: SearchFilter) -> Any:
         e = self._edge
-        return e.Filter(
-            must=[
-                e.FieldCondition(key="source", match=e.MatchValue(source)),
-                e.FieldCondition(key=PENDING_FIELD, match=e.MatchValue(1)),
-            ]
-        )
+        pending = e.FieldCondition(key=PENDING_FIELD, match=e.MatchValue(1))
+        return e.Filter(must=[*self._must(where), pending])
 
-    def _count_pending(self, source: str) -> int:
-        request = self._edge.CountRequest(exact=True, filter=self._pending_filter(source))
+    def _count_pending(self, where: SearchFilter) -> int:
+        request = self._edge.CountRequest(exact=True, filter=self._pending_filter(where))
         return int(self._shard.count(request))
 
-    def _clear_pending(self, source: str) -> None:
+    def _clear_pending(self, where: SearchFilter) -> None:
         operation = self._edge.UpdateOperation.delete_payload_by_filter(
-            self._pending_filter(source), [PENDING_FIELD]
+            self._pending_filter(where), [PENDING_FIELD]
         )
         self._shard.update(operation)
 
-    def _sources(self) -> list[str]:
-        total = self._count(None)
+    def _source_counts(self, filter: SearchFilter | None) -> dict[str, int]:
+        total = self._count(filter)
         if total == 0:
-            return []
-        response = self._shard.facet(self._edge.FacetRequest(key="source", limit=total, exact=True))
-        return [str(hit.value) for hit in response.hits if hit.count > 0]
+            return {}
+        request = self._edge.FacetRequest(
+            key="source", limit=total, exact=True, filter=self._filter(filter)
+        )
+        response = self._shard.facet(request)
+        return {str(hit.value): int(hit.count) for hit in response.hits if hit.count > 0}
 
     def _record(self, raw: Any) -> Record:
         vectors = {}
@@ -359,22 +431,19 @@ class EmbeddedStore(BaseStore):
 
     def _optimize(self) -> None:
         self._shard.optimize()
+        self._record_state()
 
     def _close(self) -> None:
         if self._shard is not None:
             self._shard.flush()
-            self._shard.close()
-            self._shard = None
+            try:
+                self._record_state()
+            except OSError as exc:
+                logger.warning("could not record the point count of %s: %s", self._folder, exc)
+            finally:
+                self._shard.close()
+                self._shard = None
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON next to ``path`` and rename it into place (never a half-written file)."""
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _resolve(schema: SchemaSource) -> CollectionSchema:
+    return schema() if callable(schema) else schema

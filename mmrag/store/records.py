@@ -90,6 +90,26 @@ class Point:
         """:meth:`from_item` with the collection's embedder id and text channel."""
         return cls.from_item(item, embedding, schema.embedder_id, text=schema.text, pending=pending)
 
+    @classmethod
+    def reusing(
+        cls, item: Item, record: Record, schema: CollectionSchema, *, pending: bool = False
+    ) -> Point:
+        """The point of ``item`` with the vectors of a stored ``record`` of the same content
+        (a byte-identical copy at another path, or the item's own point being relabelled):
+        nothing is embedded again."""
+        vectors = {name: v for name, v in record.vectors.items() if name in schema.vectors()}
+        if schema.text and item.text:
+            vectors["text"] = bm25_document(item.text)
+        bound = (
+            item
+            if item.embedder_id == schema.embedder_id
+            else item.with_embedder(schema.embedder_id)
+        )
+        payload = bound.to_payload()
+        if pending:
+            payload[PENDING_FIELD] = 1
+        return cls(id=bound.id, vectors=vectors, payload=payload)
+
 
 @dataclass(frozen=True)
 class Record:
@@ -109,31 +129,45 @@ class ScoredRecord:
     payload: Mapping[str, Any] = field(default_factory=dict)
 
 
+#: A metadata value a filter can match: a string, an integer or a boolean.
+Scalar = str | int | bool
+
+
 @dataclass(frozen=True)
 class SearchFilter:
     """A payload filter, applied at every retrieval stage.
 
     Conditions combine with AND; each tuple matches any of its values. ``page_range`` is
-    inclusive at both ends (either end may be ``None``). ``metadata`` matches items whose
-    user metadata has exactly these key/value pairs.
+    inclusive at both ends (either end may be ``None``). ``metadata`` matches the user's own
+    fields (``{"dept": "finance"}``; a tuple value matches any of its values; a list-valued
+    field matches when any element does); ``ranges`` bounds numeric fields inclusively
+    (``{"year": (2020, None)}``). ``tenant`` restricts to one tenant's items (the server sets
+    it on every request of a tenant's key); ``content_ids`` selects by content
+    (:attr:`mmrag.types.Item.content_id`, the copies of one page).
 
     Example:
         >>> from mmrag.store import SearchFilter
         >>> f = SearchFilter.build(source="a.pdf", modality=["pdf_page", "image"], pages=(2, None))
         >>> f.sources, f.modalities, f.page_range
         (('a.pdf',), ('pdf_page', 'image'), (2, None))
+        >>> SearchFilter.build(metadata={"dept": "hr"}, ranges={"year": (2020, None)}).is_empty
+        False
     """
 
     sources: tuple[str, ...] = ()
     modalities: tuple[str, ...] = ()
     page_range: tuple[int | None, int | None] | None = None
-    metadata: Mapping[str, str | int | bool] = field(default_factory=dict)
+    metadata: Mapping[str, Scalar | tuple[Scalar, ...]] = field(default_factory=dict)
+    ranges: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)
     ids: tuple[str, ...] = ()
+    tenant: str | None = None
+    content_ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sources", tuple(self.sources))
         object.__setattr__(self, "modalities", tuple(str(m) for m in self.modalities))
         object.__setattr__(self, "ids", tuple(str(i) for i in self.ids))
+        object.__setattr__(self, "content_ids", tuple(str(i) for i in self.content_ids))
         if self.page_range is not None:
             lo, hi = self.page_range
             if lo is None and hi is None:
@@ -142,12 +176,28 @@ class SearchFilter:
                 raise ConfigError(f"page range ({lo}, {hi}): the start is after the end")
             else:
                 object.__setattr__(self, "page_range", (lo, hi))
+        metadata: dict[str, Scalar | tuple[Scalar, ...]] = {}
         for key, value in self.metadata.items():
-            if not isinstance(value, str | int | bool):
-                raise ConfigError(
-                    f"metadata filter {key!r}: only str, int and bool values can be matched, "
-                    f"got {type(value).__name__}"
-                )
+            values = tuple(value) if isinstance(value, list | tuple | set) else (value,)
+            for v in values:
+                if not isinstance(v, str | int | bool):
+                    raise ConfigError(
+                        f"metadata filter {key!r}: only str, int and bool values can be matched "
+                        f"(use ranges for numbers), got {type(v).__name__}"
+                    )
+            if not values:
+                raise ConfigError(f"metadata filter {key!r}: no value to match")
+            metadata[key] = values if len(values) > 1 else values[0]
+        object.__setattr__(self, "metadata", metadata)
+        ranges: dict[str, tuple[float | None, float | None]] = {}
+        for key, bounds in self.ranges.items():
+            lo, hi = bounds
+            if lo is None and hi is None:
+                continue
+            if lo is not None and hi is not None and lo > hi:
+                raise ConfigError(f"range filter {key!r}: the start {lo} is after the end {hi}")
+            ranges[key] = (lo, hi)
+        object.__setattr__(self, "ranges", ranges)
 
     @classmethod
     def build(
@@ -156,24 +206,96 @@ class SearchFilter:
         source: str | Iterable[str] | None = None,
         modality: str | Iterable[str] | None = None,
         pages: tuple[int | None, int | None] | None = None,
-        metadata: Mapping[str, str | int | bool] | None = None,
+        metadata: Mapping[str, Scalar | Iterable[Scalar]] | None = None,
+        ranges: Mapping[str, tuple[float | None, float | None]] | None = None,
+        tenant: str | None = None,
     ) -> SearchFilter:
         """Build a filter from single values or lists."""
         return cls(
             sources=_as_tuple(source),
             modalities=_as_tuple(modality),
             page_range=pages,
-            metadata=dict(metadata or {}),
+            metadata=dict(metadata or {}),  # type: ignore[arg-type]
+            ranges=dict(ranges or {}),
+            tenant=tenant,
+        )
+
+    @classmethod
+    def parse(
+        cls, expressions: Iterable[str], *, base: SearchFilter | None = None
+    ) -> SearchFilter:
+        """A filter from ``key=value``, ``key>=value`` and ``key<=value`` expressions on the
+        user's metadata (as ``--filter`` takes them); a repeated ``key=`` matches any of its
+        values. Values are typed as :func:`mmrag.types.parse_value` types them.
+
+        Example:
+            >>> f = SearchFilter.parse(["dept=hr", "dept=legal", "year>=2020"])
+            >>> f.metadata, f.ranges
+            ({'dept': ('hr', 'legal')}, {'year': (2020, None)})
+        """
+        import re
+
+        from mmrag.types import METADATA_KEY, parse_value
+
+        matches: dict[str, list[Scalar]] = {}
+        ranges: dict[str, list[float | None]] = {}
+        for text in expressions:
+            found = re.fullmatch(r"\s*([^<>=\s]+)\s*(>=|<=|=)(.*)", text)
+            if found is None or not METADATA_KEY.match(found.group(1)):
+                raise ConfigError(
+                    f"filter {text!r}: expected key=value, key>=value or key<=value on a "
+                    "metadata field (letters, digits, _ and -)"
+                )
+            key, op, raw = found.groups()
+            value = parse_value(raw)
+            if op == "=":
+                if isinstance(value, float):
+                    ranges.setdefault(key, [None, None])[:] = [value, value]
+                else:
+                    matches.setdefault(key, []).append(value)
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"filter {text!r}: {op} needs a number, got {raw!r}")
+            bounds = ranges.setdefault(key, [None, None])
+            bounds[0 if op == ">=" else 1] = value
+        start = base or cls()
+        return dataclasses.replace(
+            start,
+            metadata={**start.metadata, **{k: tuple(v) for k, v in matches.items()}},
+            ranges={**start.ranges, **{k: (lo, hi) for k, (lo, hi) in ranges.items()}},
         )
 
     @property
     def is_empty(self) -> bool:
         """True when the filter matches every point."""
-        return not (self.sources or self.modalities or self.page_range or self.metadata or self.ids)
+        return not (
+            self.sources
+            or self.modalities
+            or self.page_range
+            or self.metadata
+            or self.ranges
+            or self.ids
+            or self.tenant is not None
+            or self.content_ids
+        )
 
     def with_ids(self, ids: Iterable[str]) -> SearchFilter:
         """This filter further restricted to the given point ids."""
         return dataclasses.replace(self, ids=tuple(ids))
+
+    def canonical(self) -> SearchFilter:
+        """This filter with its sources made canonical, as the index stores them
+        (:func:`mmrag.types.canonical_source`): ``docs/a.pdf``, ``./docs/a.pdf`` and the
+        absolute path select the same source."""
+        from mmrag.types import canonical_source
+
+        if not self.sources:
+            return self
+        return dataclasses.replace(self, sources=tuple(canonical_source(s) for s in self.sources))
+
+    def for_tenant(self, tenant: str | None) -> SearchFilter:
+        """This filter restricted to ``tenant`` (unchanged when ``None``)."""
+        return self if tenant is None else dataclasses.replace(self, tenant=tenant)
 
 
 def _as_tuple(value: str | Iterable[str] | None) -> tuple[str, ...]:

@@ -41,7 +41,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from mmrag.store._base import BaseStore, EngineQuery
 from mmrag.store._server_connection import RetryPolicy, describe_client, local_client
 from mmrag.store._server_query import QdrantTranslator
-from mmrag.store.contract import FILTER_FIELDS, PENDING_FIELD, StoreError, StoreUnavailableError
+from mmrag.store.contract import (
+    FILTER_FIELDS,
+    PENDING_FIELD,
+    StoreError,
+    StoreUnavailableError,
+    StoreVersionError,
+)
 from mmrag.store.records import Point, Record, ScoredRecord, SearchFilter
 from mmrag.store.schema import CollectionSchema
 
@@ -227,7 +233,10 @@ class ServerStore(BaseStore):
         info = self._call("reading the collection", self._client.get_collection, self._name)
         metadata = info.config.metadata or {}
         data = metadata.get(METADATA_KEY)
-        return CollectionSchema.from_dict(data) if data else None
+        if not data:
+            return None
+        StoreVersionError.check(data, self._where(), remove="delete the collection")
+        return CollectionSchema.from_dict(data)
 
     def _stored_schema(self) -> CollectionSchema:
         stored = self._stored_schema_or_none()
@@ -255,9 +264,8 @@ class ServerStore(BaseStore):
             replication_factor=self._replication_factor,
         )
         if not self._local:  # local mode has no payload indexes (and warns about them)
-            types = {"keyword": m.PayloadSchemaType.KEYWORD, "integer": m.PayloadSchemaType.INTEGER}
             for field_name, kind in FILTER_FIELDS.items():
-                self._client.create_payload_index(self._name, field_name, types[kind], wait=True)
+                self._create_index(field_name, kind)
 
     # -- primitives ------------------------------------------------------------------------------
 
@@ -282,15 +290,33 @@ class ServerStore(BaseStore):
         )
         return int(result.count)
 
-    def _count_pending(self, source: str) -> int:
-        where = self._q.pending_filter(source)
+    def _payload_indexes(self) -> set[str]:
+        if self._local:
+            return set()
+        info = self._call("reading the collection", self._client.get_collection, self._name)
+        return set(info.payload_schema or {})
+
+    def _create_index(self, key: str, kind: str) -> None:
+        if self._local:  # local mode has no payload indexes (and warns about them)
+            return
+        self._call(
+            f"indexing payload field {key}",
+            self._client.create_payload_index,
+            self._name,
+            key,
+            self._q.index_type(kind),
+            wait=True,
+        )
+
+    def _count_pending(self, where: SearchFilter) -> int:
+        where = self._q.pending_filter(where)
         result = self._call("count", self._client.count, self._name, count_filter=where, exact=True)
         return int(result.count)
 
-    def _clear_pending(self, source: str) -> None:
-        selector = self._m.FilterSelector(filter=self._q.pending_filter(source))
+    def _clear_pending(self, where: SearchFilter) -> None:
+        selector = self._m.FilterSelector(filter=self._q.pending_filter(where))
         self._call(
-            f"publishing {source}",
+            f"publishing {', '.join(where.sources)}",
             self._client.delete_payload,
             self._name,
             keys=[PENDING_FIELD],
@@ -298,14 +324,20 @@ class ServerStore(BaseStore):
             wait=True,
         )
 
-    def _sources(self) -> list[str]:
-        total = self._count(None)
+    def _source_counts(self, filter: SearchFilter | None) -> dict[str, int]:
+        total = self._count(filter)
         if total == 0:
-            return []
+            return {}
         response = self._call(
-            "listing sources", self._client.facet, self._name, key="source", limit=total, exact=True
+            "listing sources",
+            self._client.facet,
+            self._name,
+            key="source",
+            facet_filter=self._q.filter(filter),
+            limit=total,
+            exact=True,
         )
-        return [str(hit.value) for hit in response.hits if hit.count > 0]
+        return {str(hit.value): int(hit.count) for hit in response.hits if hit.count > 0}
 
     def _retrieve(self, ids: list[str], with_vectors: bool) -> list[Record]:
         raw = self._call(

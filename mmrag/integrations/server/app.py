@@ -9,7 +9,7 @@ request guards (JSON errors, upload limit, API key) in
 """
 
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from mmrag.errors import ConfigError, MissingDependencyError
 from mmrag.pipeline.pipeline import Pipeline
 
 try:
-    from fastapi import FastAPI
+    from fastapi import FastAPI, Request
     from fastapi.responses import FileResponse
     from fastapi.staticfiles import StaticFiles
 except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -29,7 +29,12 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 
-from mmrag.integrations.server.middleware import BodyLimit, install_auth, install_error_handlers
+from mmrag.integrations.server.middleware import (
+    BodyLimit,
+    install_auth,
+    install_error_handlers,
+    resolve_keys,
+)
 from mmrag.integrations.server.routes_index import install_index_routes
 from mmrag.integrations.server.routes_search import install_search_routes
 from mmrag.integrations.server.schemas import ErrorOut, HealthOut
@@ -52,6 +57,13 @@ or video second they came from, with the page images.
 * Indexing runs as background **jobs** (one at a time): `POST /api/v1/index` (upload) or
   `POST /api/v1/index/path` (a path on the server), then poll `GET /api/v1/jobs/{id}`.
 * When the server has an API key, send it as `X-API-Key: <key>` or `Authorization: Bearer <key>`.
+* **Tenants**: on a server with tenants each key belongs to one tenant, and every route acts for
+  it alone: uploads, jobs, `GET /sources`, deletes, search, ask and page images see only that
+  tenant's items (another tenant's item or job answers 404, as a missing one). The admin key
+  (if any) sees everything. The tenant comes from the key only, never from the request.
+* **Metadata**: attach your own fields when indexing (`metadata`: a JSON object, the upload's
+  form field or `POST /index/path`'s body field); hits return them under `metadata`; filter on
+  them with `filter=dept=hr&filter=year>=2020` (search) or `"filter": ["dept=hr"]` (ask).
 * Errors are JSON: `{"error": {"code": "...", "message": "..."}}`.
 """
 
@@ -64,12 +76,17 @@ def create_app(
     upload_dir: str | os.PathLike[str] | None = None,
     allowed_roots: Sequence[str | os.PathLike[str]] = (),
     index_on_start: Sequence[str | os.PathLike[str]] = (),
+    tenants: Mapping[str, Secret | str | dict[str, Any]] | None = None,
 ) -> FastAPI:
     """The FastAPI app serving ``pipeline_or_config`` (a Pipeline, a config, or a config file).
 
     ``api_key`` is a :class:`~mmrag.auth.Secret`, its dict form or ``"env:NAME"`` (resolved
-    now, so a missing variable fails at start-up); ``None`` leaves the API open. Uploads are
-    saved under ``upload_dir`` (default ``<store.path>/uploads``) and indexed from there.
+    now, so a missing variable fails at start-up); ``None`` leaves the API open. ``tenants``
+    maps each tenant's name to its key, in the same forms: a request with a tenant's key
+    sees, indexes and deletes that tenant's items only; ``api_key`` is then the admin key
+    (every tenant's items; leave it out for none), and a request without a known key gets
+    401. Uploads are saved under ``upload_dir`` (default ``<store.path>/uploads``; a
+    tenant's in ``upload_dir/<tenant>``) and indexed from there.
     ``POST /index/path`` accepts only paths inside ``allowed_roots`` (none: disabled). The
     store is opened and the embedder loaded when the app starts; the store is closed when it
     stops (the app owns the pipeline from then on). ``index_on_start`` (files or directories
@@ -88,12 +105,7 @@ def create_app(
         pipeline = Pipeline.from_config(pipeline_or_config)
     if max_upload_mb <= 0:
         raise ConfigError(f"max_upload_mb must be > 0, got {max_upload_mb}")
-    key = None
-    if api_key is not None:
-        secret = api_key if isinstance(api_key, Secret) else Secret.coerce(api_key)
-        key = secret.resolve_value()
-        if not key:
-            raise ConfigError(f"the API key {secret!r} resolved to an empty value")
+    key, tenant_keys = resolve_keys(api_key, tenants)
     roots = []
     for root in allowed_roots:
         real = Path(os.path.realpath(Path(root).expanduser()))
@@ -104,6 +116,7 @@ def create_app(
     service = Service(
         pipeline,
         api_key=key,
+        tenant_keys=tenant_keys,
         max_upload_bytes=int(max_upload_mb * 2**20),
         upload_dir=uploads.resolve(),
         allowed_roots=roots,
@@ -150,16 +163,27 @@ def create_app(
 
 
 def _install_health(app: FastAPI, service: Service) -> None:
+    from mmrag.store.records import SearchFilter
+
     @app.get(f"{API_PREFIX}/health", response_model=HealthOut, tags=["server"])
-    def health() -> HealthOut:
-        """Liveness, version and what this server offers (no API key needed)."""
+    def health(request: Request) -> HealthOut:
+        """Liveness, version and what this server offers (no API key needed). On a server
+        with tenants, `items` counts the items of the key sent (`null` without one)."""
         pipe = service.ready()
+        known = getattr(request.state, "authenticated", False)
+        tenant = getattr(request.state, "tenant", None) if known else None
+        items: int | None = None
+        if tenant is not None:
+            items = pipe.store.count(SearchFilter(tenant=tenant))
+        elif known or not service.tenants:
+            items = pipe.store.count()
         return HealthOut(
             version=version(),
-            auth_required=service.api_key is not None,
+            auth_required=service.auth_required,
+            tenant=tenant,
             ask_available=service.ask_available,
             generator=model_name(pipe.config.generator),
-            items=pipe.store.count(),
+            items=items,
             max_upload_mb=float(megabytes(service.max_upload_bytes)),
             paths_allowed=bool(service.allowed_roots),
         )

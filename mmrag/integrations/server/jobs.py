@@ -62,6 +62,8 @@ class _Job:
     inputs: list[str]
     force: bool
     check: Callable[[str], str | None] | None = None  # returns a refusal reason, or None
+    tenant: str | None = None  # the owner of what the job indexes (None: the admin's)
+    metadata: dict[str, Any] | None = None  # the user fields attached to every file
     status: str = "queued"
     created_at: float = field(default_factory=time.time)
     started_at: float | None = None
@@ -93,6 +95,8 @@ class _Job:
             ),
             report=self.report.to_dict() if self.report is not None else None,
             error=self.error,
+            tenant=self.tenant,
+            metadata=self.metadata,
             created_at=self.created_at,
             started_at=self.started_at,
             finished_at=self.finished_at,
@@ -143,9 +147,14 @@ class JobManager:
         *,
         force: bool = False,
         check: Callable[[str], str | None] | None = None,
+        tenant: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> _Job:
-        """Queue a job over ``inputs`` (files or directories); returns it (status ``queued``)."""
-        job = _Job(uuid.uuid4().hex, list(inputs), force, check)
+        """Queue a job over ``inputs`` (files or directories); returns it (status ``queued``).
+
+        ``check(path)`` returns why a file found may not be indexed (or ``None``); the items
+        are ``tenant``'s and carry the user ``metadata`` (see :meth:`Pipeline.index`)."""
+        job = _Job(uuid.uuid4().hex, list(inputs), force, check, tenant, metadata)
         with self._lock:
             self._jobs[job.id] = job
             finished = [j for j in self._jobs.values() if j.finished_at is not None]
@@ -155,15 +164,17 @@ class JobManager:
         self._queue.put(job)
         return job
 
-    def get(self, job_id: str) -> _Job | None:
-        """The job with this id, or ``None``."""
+    def get(self, job_id: str, *, tenant: str | None = None) -> _Job | None:
+        """The job with this id, or ``None`` (also when ``tenant`` is given and not its owner)."""
         with self._lock:
-            return self._jobs.get(job_id)
+            job = self._jobs.get(job_id)
+        return job if job is not None and _visible(job, tenant) else None
 
-    def all(self) -> list[_Job]:
-        """Every job still remembered, newest first."""
+    def all(self, *, tenant: str | None = None) -> list[_Job]:
+        """Every job still remembered (``tenant``'s only, when given), newest first."""
         with self._lock:
-            return sorted(self._jobs.values(), key=lambda j: j.created_at, reverse=True)
+            jobs = [j for j in self._jobs.values() if _visible(j, tenant)]
+        return sorted(jobs, key=lambda j: j.created_at, reverse=True)
 
     def _work(self) -> None:
         while True:
@@ -208,7 +219,13 @@ class JobManager:
                 if refusal is not None:
                     report.add_failure(str(source.path), PermissionError(refusal))
                 else:
-                    done = self._pipeline.index([source], force=job.force, on_progress=progress)
+                    done = self._pipeline.index(
+                        [source],
+                        metadata=job.metadata,
+                        tenant=job.tenant,
+                        force=job.force,
+                        on_progress=progress,
+                    )
                     report.merge(done)
                 job.files_done += 1
             job.status = "succeeded"
@@ -220,3 +237,8 @@ class JobManager:
         finally:
             report.duration_s = time.perf_counter() - started
             job.current, job.finished_at = None, time.time()
+
+
+def _visible(job: _Job, tenant: str | None) -> bool:
+    """Whether ``tenant`` may see ``job`` (``None``, the admin, sees every job)."""
+    return tenant is None or job.tenant == tenant

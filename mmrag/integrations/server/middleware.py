@@ -1,8 +1,8 @@
 """What guards every request: errors as JSON (``{"error": {"code", "message"}}``), the
-request-body size limit (413) and the API key (401)."""
+request-body size limit (413) and the API keys (401), each resolved to its tenant."""
 
-import hmac
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -10,10 +10,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mmrag.auth import Secret
 from mmrag.errors import ConfigError, FeatureNotAvailableError, MissingDependencyError, MmragError
-from mmrag.integrations.server.service import API_PREFIX, Service, megabytes
+from mmrag.integrations.server.service import API_PREFIX, TENANT_NAME, Service, megabytes
 
-__all__ = ["BodyLimit", "error_response", "install_auth", "install_error_handlers"]
+__all__ = [
+    "BodyLimit",
+    "error_response",
+    "install_auth",
+    "install_error_handlers",
+    "resolve_keys",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -113,21 +120,71 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def install_auth(app: FastAPI, service: Service) -> None:
-    """Require the server's API key (``X-API-Key`` or ``Authorization: Bearer``) on the API,
-    except ``/health``; no key configured: the API is open."""
+    """Require a key (``X-API-Key`` or ``Authorization: Bearer``) on the API, except
+    ``/health``; no key configured: the API is open.
+
+    The key is resolved to its tenant (compared in constant time with every configured key)
+    and stored on ``request.state`` (``authenticated``, ``tenant``: ``None`` for the admin
+    key and an open server), where the routes read it (:func:`~.service.caller`). A key on
+    ``/health`` is resolved too (never refused there), so it reports the caller's count.
+    """
     open_paths = {f"{API_PREFIX}/health"}
 
     @app.middleware("http")
     async def require_key(request: Request, call_next: Any) -> Any:
+        request.state.authenticated, request.state.tenant = False, None
         path = request.url.path
-        if service.api_key is None or not path.startswith(API_PREFIX) or path in open_paths:
+        if not service.auth_required:
+            request.state.authenticated = True
             return await call_next(request)
         given = request.headers.get("x-api-key")
         if given is None:
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
             given = token.strip() if scheme.lower() == "bearer" else None
+        known, tenant = service.authenticate(given) if given else (False, None)
+        request.state.authenticated, request.state.tenant = known, tenant
+        if known or not path.startswith(API_PREFIX) or path in open_paths:
+            return await call_next(request)
         if not given:
             return error_response(401, "this server needs an API key: send X-API-Key or Bearer")
-        if not hmac.compare_digest(given.encode(), service.api_key.encode()):
-            return error_response(401, "the API key is not valid")
-        return await call_next(request)
+        return error_response(401, "the API key is not valid")
+
+
+def resolve_keys(
+    api_key: Secret | str | dict[str, Any] | None,
+    tenants: Mapping[str, Secret | str | dict[str, Any]] | None,
+) -> tuple[str | None, dict[str, str]]:
+    """The admin key and each tenant's key, resolved now (a missing variable fails at start).
+
+    Each is a :class:`~mmrag.auth.Secret`, its dict form or ``"env:NAME"`` (never a plain
+    key). Tenant names are checked (letters, digits, ``_ . -``; they name upload folders) and
+    every key must be distinct, so a key identifies one tenant."""
+    admin = _resolve("the API key", api_key) if api_key is not None else None
+    keys: dict[str, str] = {}
+    for name, secret in (tenants or {}).items():
+        if not isinstance(name, str) or not TENANT_NAME.match(name):
+            raise ConfigError(
+                f"tenant name {name!r} must start with a letter or digit and hold only letters, "
+                "digits, _, . and - (at most 64 characters)"
+            )
+        keys[name] = _resolve(f"tenant {name}'s key", secret)
+    labelled = [(f"tenant {name}", key) for name, key in keys.items()]
+    if admin is not None:
+        labelled.append(("the admin API key", admin))
+    owners: dict[str, str] = {}
+    for label, key in labelled:
+        if key in owners:
+            raise ConfigError(
+                f"{owners[key]} and {label} have the same key; every tenant needs its own key "
+                "(and the admin key must differ from them)"
+            )
+        owners[key] = label
+    return admin, keys
+
+
+def _resolve(what: str, value: Secret | str | dict[str, Any]) -> str:
+    secret = value if isinstance(value, Secret) else Secret.coerce(value)
+    key = secret.resolve_value()
+    if not key:
+        raise ConfigError(f"{what} {secret!r} resolved to an empty value")
+    return key

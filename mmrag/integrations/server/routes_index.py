@@ -1,21 +1,35 @@
 """The indexing routes: upload files or name a server path to index (each queues a job), the
-jobs' status, the sources in the index and deleting one."""
+jobs' status, the sources in the index and deleting one.
 
+Every route acts for the caller's tenant (:func:`~mmrag.integrations.server.service.caller`):
+uploads go to the tenant's upload folder and are indexed as the tenant's; jobs, sources and
+deletes are the tenant's only. The admin key (tenant ``None``) sees and manages everything.
+"""
+
+import json
 import os
 import re
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
 
-from fastapi import FastAPI, File, HTTPException, Query, UploadFile
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, UploadFile
 
 from mmrag.integrations.server.schemas import DeletedOut, IndexPathIn, JobOut, SourcesOut
-from mmrag.integrations.server.service import API_PREFIX, Service, megabytes
+from mmrag.integrations.server.service import API_PREFIX, Service, caller, megabytes
+from mmrag.types import canonical_source, check_metadata
 
 __all__ = ["install_index_routes"]
 
 _CHUNK = 1 << 20
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ ()+-]")
+
+_METADATA_FORM = (
+    'Your own fields for every file, as a JSON object, e.g. `{"dept": "hr", "year": 2024}`: '
+    "keys are identifiers (letters, digits, `_`, `-`), values strings, numbers, booleans or "
+    "lists of them. Filter on them with `filter=dept=hr` (search) or `filter` (ask)."
+)
 
 
 def install_index_routes(app: FastAPI, service: Service) -> None:
@@ -25,12 +39,21 @@ def install_index_routes(app: FastAPI, service: Service) -> None:
     @app.post(f"{prefix}/index", response_model=JobOut, status_code=202, tags=["index"])
     def index_upload(
         files: list[UploadFile] = File(description="PDFs, images or videos to index."),
+        metadata: str | None = Form(None, description=_METADATA_FORM),
         force: bool = Query(False, description="Re-index what is already stored."),
+        tenant: str | None = Depends(caller),
     ) -> JobOut:
-        """Upload files and queue a job that indexes them; poll `GET /jobs/{id}`."""
+        """Upload files and queue a job that indexes them; poll `GET /jobs/{id}`.
+
+        The files are kept in your own upload folder (a file of the same name replaces yours,
+        never another tenant's) and indexed as yours; `metadata` (a JSON object) is attached
+        to every page of them.
+        """
+        fields = _parse_metadata(metadata)
         if not files:
             raise HTTPException(400, "no files were uploaded; send them as multipart `files`")
-        service.upload_dir.mkdir(parents=True, exist_ok=True)
+        folder = service.uploads_for(tenant)
+        folder.mkdir(parents=True, exist_ok=True)
         staging = service.upload_dir / f".incoming-{uuid.uuid4().hex}"
         staging.mkdir()
         saved: list[Path] = []
@@ -52,23 +75,32 @@ def install_index_routes(app: FastAPI, service: Service) -> None:
                 saved.append(target)
             finals = []
             for path in saved:  # new versions of a file replace the old (and its index points)
-                final = service.upload_dir / path.name
+                final = folder / path.name
+                if final.is_dir():
+                    raise HTTPException(409, f"{path.name}: that name is taken by a folder")
                 os.replace(path, final)
                 finals.append(str(final))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         service.ready()
-        return service.jobs.submit(list(dict.fromkeys(finals)), force=force).to_out()
+        job = service.jobs.submit(
+            list(dict.fromkeys(finals)), force=force, tenant=tenant, metadata=fields
+        )
+        return job.to_out()
 
     @app.post(f"{prefix}/index/path", response_model=JobOut, status_code=202, tags=["index"])
-    def index_path(body: IndexPathIn) -> JobOut:
-        """Queue a job that indexes a file or directory on the server (inside allowed roots)."""
+    def index_path(body: IndexPathIn, tenant: str | None = Depends(caller)) -> JobOut:
+        """Queue a job that indexes a file or directory on the server (inside allowed roots),
+        as yours, with the body's `metadata` attached to every page.
+
+        A tenant may not index another tenant's uploads (nor the admin's)."""
         if not service.allowed_roots:
             raise HTTPException(
                 403,
                 "indexing server paths is disabled; start the server with --allow-path DIR "
                 "(or allowed_roots=[...]) to allow a directory",
             )
+        fields = _checked(body.metadata) if body.metadata is not None else None
         raw = body.path.strip()
         if not raw or "\x00" in raw:
             raise HTTPException(400, "path must be a non-empty file or directory path")
@@ -79,46 +111,86 @@ def install_index_routes(app: FastAPI, service: Service) -> None:
         candidate = Path(raw).expanduser()
         if not candidate.is_absolute():
             candidate = service.allowed_roots[0] / candidate
-        refusal = service.check_path(str(candidate))
+        refusal = service.check_path(str(candidate), tenant)
         if refusal is not None:
             raise HTTPException(403, refusal)
         if not candidate.exists():
             raise HTTPException(404, f"{raw}: no such file or directory on the server")
         service.ready()
-        job = service.jobs.submit([str(candidate)], force=body.force, check=service.check_path)
+        job = service.jobs.submit(
+            [str(candidate)],
+            force=body.force,
+            check=service.path_check(tenant),
+            tenant=tenant,
+            metadata=fields,
+        )
         return job.to_out()
 
     @app.get(f"{prefix}/jobs", response_model=list[JobOut], tags=["index"])
-    def list_jobs() -> list[JobOut]:
-        """Every remembered indexing job, newest first."""
-        return [job.to_out() for job in service.jobs.all()]
+    def list_jobs(tenant: str | None = Depends(caller)) -> list[JobOut]:
+        """Your remembered indexing jobs, newest first (the admin key: everyone's)."""
+        return [job.to_out() for job in service.jobs.all(tenant=tenant)]
 
     @app.get(f"{prefix}/jobs/{{job_id}}", response_model=JobOut, tags=["index"])
-    def get_job(job_id: str) -> JobOut:
-        """An indexing job's status, progress and (when finished) report."""
-        job = service.jobs.get(job_id)
+    def get_job(job_id: str, tenant: str | None = Depends(caller)) -> JobOut:
+        """An indexing job's status, progress and (when finished) report (yours only)."""
+        job = service.jobs.get(job_id, tenant=tenant)
         if job is None:
             raise HTTPException(404, f"no indexing job {job_id!r} (jobs are kept in memory)")
         return job.to_out()
 
     @app.get(f"{prefix}/sources", response_model=SourcesOut, tags=["index"])
-    def sources() -> SourcesOut:
-        """The sources (files) in the index."""
-        return SourcesOut(sources=service.ready().sources())
+    def sources(tenant: str | None = Depends(caller)) -> SourcesOut:
+        """Your sources (files) in the index and each one's number of pages / frames (the
+        admin key: every tenant's)."""
+        counts = service.ready().source_counts(tenant=tenant)
+        ordered = sorted(counts)
+        return SourcesOut(sources=ordered, counts={s: counts[s] for s in ordered})
 
     @app.delete(f"{prefix}/sources", response_model=DeletedOut, tags=["index"])
     def delete_source(
         source: str = Query(min_length=1, description="The source, as GET /sources lists it."),
+        tenant: str | None = Depends(caller),
     ) -> DeletedOut:
-        """Remove a source's pages / frames and their images (and its uploaded file)."""
+        """Remove a source's pages / frames and their images (yours only), and its uploaded
+        file when it is in your upload folder. 404 when it is not one of your sources."""
         pipe = service.ready()
-        if source not in pipe.sources():
+        canonical = canonical_source(source)
+        if canonical not in pipe.sources(tenant=tenant):
             raise HTTPException(404, f"{source}: not in the index (see GET {prefix}/sources)")
-        removed = pipe.delete(source)
-        uploaded = Path(source)
-        if uploaded.parent == service.upload_dir and uploaded.is_file():
+        removed = pipe.delete(canonical, tenant=tenant)
+        uploaded = Path(canonical)
+        folders = {service.uploads_for(tenant)}
+        if tenant is None:  # the admin: its own uploads and any tenant's
+            folders |= {service.uploads_for(t) for t in service.tenants}
+        if uploaded.parent in folders and uploaded.is_file():
             uploaded.unlink()
         return DeletedOut(source=source, removed=removed)
+
+
+def _parse_metadata(text: str | None) -> dict[str, Any] | None:
+    """The ``metadata`` form field: a JSON object of user fields, checked (400 otherwise)."""
+    if text is None or not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise HTTPException(
+            400, f'metadata must be a JSON object such as {{"dept": "hr"}}: {error}'
+        ) from error
+    return _checked(value)
+
+
+def _checked(value: Any) -> dict[str, Any]:
+    """``value`` checked as user metadata (:func:`~mmrag.types.check_metadata`; 400 if not)."""
+    if not isinstance(value, dict):
+        raise HTTPException(
+            400, f"metadata must be a JSON object of fields, got {type(value).__name__}"
+        )
+    try:
+        return check_metadata(value)
+    except ValueError as error:
+        raise HTTPException(400, str(error)) from error
 
 
 def _safe_name(filename: str | None) -> str:

@@ -1,16 +1,20 @@
 """The retrieval routes: search, ask (an answer with citations) and the page / frame image of
-a hit (optionally downscaled)."""
+a hit (optionally downscaled).
+
+Each acts for the caller's tenant: the search filter is restricted to the tenant's items (the
+engine applies it at every stage), and an image is served only for the tenant's own item (any
+other id answers exactly as a missing one does, so ids cannot be probed)."""
 
 import io
 import time
 from typing import Literal
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response
 
 from mmrag.integrations.server.schemas import AnswerOut, AskIn, SearchOut
-from mmrag.integrations.server.service import API_PREFIX, Service
+from mmrag.integrations.server.service import API_PREFIX, Service, caller
 
 __all__ = ["install_search_routes"]
 
@@ -20,6 +24,7 @@ _THUMB_MAX = 2048
 
 def install_search_routes(app: FastAPI, service: Service) -> None:
     """``GET /search``, ``POST /ask`` and ``GET /items/{id}/image``."""
+    from mmrag.store.assets import AssetNotFoundError
     from mmrag.store.records import SearchFilter
 
     prefix = API_PREFIX
@@ -35,10 +40,20 @@ def install_search_routes(app: FastAPI, service: Service) -> None:
         ),
         plan: str | None = Query(None, description="Retrieval plan, e.g. `global@100 -> full@5`."),
         rerank: bool = Query(True, description="Apply the configured reranker, if any."),
+        filters: list[str] | None = Query(
+            None,
+            alias="filter",
+            description="A condition on the user metadata (repeatable, all must hold): "
+            "`key=value` (repeat a key to match any of its values), `key>=number`, "
+            "`key<=number`, e.g. `filter=dept=hr&filter=year>=2020`.",
+        ),
+        tenant: str | None = Depends(caller),
     ) -> SearchOut:
-        """The best pages / frames for a text query, with their scores at each stage."""
+        """The best pages / frames for a text query, with their scores at each stage and
+        their user metadata. Only your own items are searched."""
         pipe = service.ready()
-        where = SearchFilter.build(source=source or None, modality=modality or None)
+        base = SearchFilter.build(source=source or None, modality=modality or None)
+        where = SearchFilter.parse(filters or (), base=base).for_tenant(tenant)
         started = time.perf_counter()
         hits = pipe.search(q, k=k, plan=plan, filter=where, rerank=rerank)
         root = request.scope.get("root_path", "")
@@ -49,10 +64,12 @@ def install_search_routes(app: FastAPI, service: Service) -> None:
         )
 
     @app.post(f"{prefix}/ask", response_model=AnswerOut, tags=["search"])
-    def ask(body: AskIn, request: Request) -> AnswerOut:
-        """Answer a question from the indexed pages, citing the pages / frames it used."""
+    def ask(body: AskIn, request: Request, tenant: str | None = Depends(caller)) -> AnswerOut:
+        """Answer a question from your indexed pages (narrowed by `source`, `modality` and
+        the metadata `filter`), citing the pages / frames it used."""
         pipe = service.ready()
-        where = SearchFilter.build(source=body.source or None, modality=body.modality or None)
+        base = SearchFilter.build(source=body.source or None, modality=body.modality or None)
+        where = SearchFilter.parse(body.filter or (), base=base).for_tenant(tenant)
         with service.ask_lock:  # one generation at a time: the model is shared
             service.load_generator()
             answer = pipe.ask(body.question, k=body.k, plan=body.plan, filter=where)
@@ -76,9 +93,21 @@ def install_search_routes(app: FastAPI, service: Service) -> None:
         max_side: int | None = Query(
             None, ge=16, le=_THUMB_MAX, description="Downscale so no side exceeds this (thumbs)."
         ),
+        tenant: str | None = Depends(caller),
     ) -> Response:
-        """The page / frame image of an indexed item (PNG or JPEG, as stored)."""
-        image = service.ready().assets.get(item_id.lower())
+        """The page / frame image of one of your indexed items (PNG or JPEG, as stored)."""
+        item_id = item_id.lower()
+        pipe = service.ready()
+        if tenant is None:
+            image = pipe.assets.get(item_id)
+        else:  # another tenant's item answers exactly as a missing one
+            missing = HTTPException(404, f"no page image for item {item_id}")
+            if not service.owns(tenant, item_id):
+                raise missing
+            try:
+                image = pipe.assets.get(item_id)
+            except AssetNotFoundError:
+                raise missing from None
         fmt = "JPEG" if image.format == "JPEG" else "PNG"
         if max_side is not None and max(image.size) > max_side:
             image.thumbnail((max_side, max_side))

@@ -4,6 +4,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+_METADATA = (
+    "Your own fields for every file indexed (a JSON object): keys are identifiers (letters, "
+    "digits, `_`, `-`), values strings, numbers, booleans or lists of them. Hits return them "
+    "under `metadata`; search and ask filter on them (`filter`). A `<file>.meta.json` sidecar "
+    "adds fields. They never choose the tenant: a `tenant` key is just another user field."
+)
+
+_FILTER = (
+    "Conditions on the user metadata, all of which must hold: `key=value` (repeat a key to "
+    "match any of its values), `key>=number`, `key<=number`. Values are typed like indexing "
+    "typed them (`2024` a number, `true` a boolean, else a string)."
+)
+
 
 class ErrorBody(BaseModel):
     code: str = Field(description="Machine-readable error code, e.g. `not_found`.")
@@ -20,9 +33,15 @@ class HealthOut(BaseModel):
     status: Literal["ok"] = "ok"
     version: str
     auth_required: bool = Field(description="Whether /api/v1 needs an API key.")
+    tenant: str | None = Field(
+        None, description="The tenant of the key sent with this request, if it is a tenant's."
+    )
     ask_available: bool = Field(description="Whether a generator is configured for /ask.")
     generator: str | None = Field(None, description="The generator's model, if any.")
-    items: int = Field(description="Pages / frames in the index.")
+    items: int | None = Field(
+        description="Pages / frames in the index (a tenant's key: that tenant's; on a server "
+        "with tenants, `null` without a valid key)."
+    )
     max_upload_mb: float
     paths_allowed: bool = Field(description="Whether POST /index/path is enabled.")
 
@@ -34,6 +53,11 @@ class IndexPathIn(BaseModel):
         examples=["reports/2024"],
     )
     force: bool = Field(False, description="Re-index what is already stored.")
+    metadata: dict[str, Any] | None = Field(
+        None,
+        description=_METADATA,
+        examples=[{"dept": "hr", "year": 2024, "tags": ["policy", "leave"]}],
+    )
 
 
 class ProgressOut(BaseModel):
@@ -52,6 +76,8 @@ class JobOut(BaseModel):
     progress: ProgressOut
     report: dict[str, Any] | None = Field(None, description="The IndexReport when finished.")
     error: str | None = Field(None, description="Why the job failed, if it did.")
+    tenant: str | None = Field(None, description="The tenant whose key queued the job.")
+    metadata: dict[str, Any] | None = Field(None, description="The user metadata it attaches.")
     created_at: float
     started_at: float | None = None
     finished_at: float | None = None
@@ -63,6 +89,10 @@ class HitOut(BaseModel):
     citation: str = Field(description="e.g. `report.pdf p.3` or `talk.mp4 @ 0:12.5`.")
     stage_scores: dict[str, float]
     item: dict[str, Any] = Field(description="The stored payload: source, page, timestamp …")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The item's user metadata (the fields given when it was indexed).",
+    )
     image_url: str = Field(description="The page / frame image (GET).")
 
 
@@ -78,6 +108,9 @@ class AskIn(BaseModel):
     plan: str | None = Field(None, description="Retrieval plan, e.g. `global@100 -> full@5`.")
     source: list[str] | None = Field(None, description="Only these sources.")
     modality: list[Literal["pdf_page", "image", "video_frame", "text"]] | None = None
+    filter: list[str] | None = Field(
+        None, description=_FILTER, examples=[["dept=hr", "year>=2020"]]
+    )
 
 
 class AnswerOut(BaseModel):
@@ -89,7 +122,10 @@ class AnswerOut(BaseModel):
 
 
 class SourcesOut(BaseModel):
-    sources: list[str]
+    sources: list[str] = Field(description="The sources (canonical paths or URIs), sorted.")
+    counts: dict[str, int] = Field(
+        default_factory=dict, description="Each source's number of pages / images / frames."
+    )
 
 
 class DeletedOut(BaseModel):

@@ -1,10 +1,16 @@
-"""What the HTTP routes share: :class:`Service` (the pipeline, its locks, the indexing jobs and
-the server's settings) and the API's URL prefix."""
+"""What the HTTP routes share: :class:`Service` (the pipeline, its locks, the indexing jobs, the
+API keys and their tenants, and the server's settings) and the API's URL prefix."""
 
+import hashlib
+import hmac
 import os
+import re
 import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+from fastapi import HTTPException, Request
 
 from mmrag.errors import FeatureNotAvailableError
 from mmrag.integrations.server.jobs import JobManager, _LockedStore
@@ -12,13 +18,33 @@ from mmrag.integrations.server.schemas import HitOut
 from mmrag.pipeline.pipeline import Pipeline
 from mmrag.types import Hit
 
-__all__ = ["API_PREFIX", "Service", "megabytes", "model_name", "version"]
+__all__ = [
+    "API_PREFIX",
+    "TENANT_NAME",
+    "Service",
+    "caller",
+    "megabytes",
+    "model_name",
+    "version",
+]
 
 API_PREFIX = "/api/v1"
 
+#: What a tenant's name looks like (it names the tenant's upload folder, so no dots first).
+TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
 
 class Service:
-    """What the routes share: the pipeline, its locks, the jobs and the settings."""
+    """What the routes share: the pipeline, its locks, the jobs, the keys and the settings.
+
+    Keys: ``api_key`` is the admin key (tenant ``None``: it sees and manages every tenant's
+    items, as a single-tenant server's key always did); ``tenant_keys`` maps each tenant's
+    name to its key. With no key at all the API is open (tenant ``None``).
+    """
 
     def __init__(
         self,
@@ -28,9 +54,16 @@ class Service:
         max_upload_bytes: int,
         upload_dir: Path,
         allowed_roots: list[Path],
+        tenant_keys: Mapping[str, str] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.api_key = api_key
+        self.tenants = sorted(tenant_keys or {})
+        self._keys: list[tuple[bytes, str | None]] = [
+            (_digest(key), name) for name, key in (tenant_keys or {}).items()
+        ]
+        if api_key is not None:
+            self._keys.append((_digest(api_key), None))
         self.max_upload_bytes = max_upload_bytes
         self.upload_dir = upload_dir
         self.allowed_roots = allowed_roots
@@ -39,6 +72,30 @@ class Service:
         self.open_lock = threading.Lock()
         self.jobs = JobManager(pipeline)
         self._opened = False
+
+    # -- keys and tenants ------------------------------------------------------------------------
+
+    @property
+    def auth_required(self) -> bool:
+        """Whether the API needs a key (an admin key or tenants are configured)."""
+        return bool(self._keys)
+
+    def authenticate(self, given: str) -> tuple[bool, str | None]:
+        """Whether ``given`` is a known key, and its tenant (``None``: the admin key).
+
+        Every key is compared, in constant time, whatever matched (nothing to time)."""
+        candidate = _digest(given)
+        matched, tenant = False, None
+        for digest, name in self._keys:
+            if hmac.compare_digest(candidate, digest):
+                matched, tenant = True, name
+        return matched, tenant
+
+    def uploads_for(self, tenant: str | None) -> Path:
+        """Where ``tenant``'s uploads are kept: ``upload_dir/<tenant>`` (admin: ``upload_dir``)."""
+        return self.upload_dir if tenant is None else self.upload_dir / tenant
+
+    # -- the pipeline ----------------------------------------------------------------------------
 
     def open(self) -> None:
         """Open the store behind the lock, load the embedder and reranker (once, thread-safely)."""
@@ -85,16 +142,52 @@ class Service:
                     f"answered (use /search): {error}"
                 ) from error
 
-    def check_path(self, path: str) -> str | None:
-        """Why ``path`` may not be indexed (outside the allowed roots), or ``None``."""
+    def owns(self, tenant: str | None, item_id: str) -> bool:
+        """Whether the point ``item_id`` exists and is ``tenant``'s (the admin owns all)."""
+        if tenant is None:
+            return True
+        records = self.ready().store.retrieve([item_id])
+        return bool(records) and records[0].payload.get("tenant") == tenant
+
+    # -- server paths ----------------------------------------------------------------------------
+
+    def check_path(self, path: str, tenant: str | None = None) -> str | None:
+        """Why ``path`` may not be indexed by ``tenant``, or ``None``: it must be inside the
+        allowed roots and, for a tenant, not inside another tenant's (or the admin's) uploads."""
         real = os.path.realpath(path)
-        for root in self.allowed_roots:
-            if real == str(root) or real.startswith(str(root) + os.sep):
-                return None
-        return f"{path} resolves to {real}, outside the allowed roots"
+        if not any(_inside(real, root) for root in self.allowed_roots):
+            return f"{path} resolves to {real}, outside the allowed roots"
+        theirs = _inside(real, self.upload_dir) and not _inside(real, self.uploads_for(tenant))
+        if tenant is not None and theirs:
+            return f"{path} is inside the server's upload folder, which is not yours"
+        return None
+
+    def path_check(self, tenant: str | None) -> Callable[[str], str | None]:
+        """:meth:`check_path` for ``tenant`` (what a job checks each file it finds with)."""
+        return lambda path: self.check_path(path, tenant)
 
     def hit_out(self, hit: Hit, root_path: str) -> HitOut:
-        return HitOut(**hit.to_dict(), image_url=f"{root_path}{API_PREFIX}/items/{hit.id}/image")
+        """A hit as the API returns it, with its image URL and the item's user metadata."""
+        return HitOut(
+            **hit.to_dict(),
+            metadata=dict(hit.item.metadata),
+            image_url=f"{root_path}{API_PREFIX}/items/{hit.id}/image",
+        )
+
+
+def caller(request: Request) -> str | None:
+    """The tenant of the request's key (``None``: the admin key, or an open server).
+
+    The auth middleware sets it; a request it did not vet (it never should be) is refused.
+    """
+    if not getattr(request.state, "authenticated", False):
+        raise HTTPException(401, "this server needs an API key: send X-API-Key or Bearer")
+    tenant: str | None = request.state.tenant
+    return tenant
+
+
+def _inside(real: str, root: Path) -> bool:
+    return real == str(root) or real.startswith(str(root) + os.sep)
 
 
 def model_name(spec: Any) -> str | None:

@@ -5,8 +5,10 @@
 ==============  ==========================================================================
 module          what
 ==============  ==========================================================================
-``steps``       check (skip stored) → load → embed (+ pool) → write → finish (drop stale
-                versions, publish): the one implementation every driver runs
+``steps``       bind → check (skip stored) → reuse (copies) → load → embed (+ pool) →
+                write → finish (drop stale versions, publish): the one implementation
+                every driver runs
+``labels``      :class:`Labels`: the user's metadata (call, function, sidecar) and tenant
 ``job``         :class:`IndexJob`: ingest, embed and write in three threads, bounded queues
 ``progress``    :class:`IndexProgress` snapshots and the job's counters
 ==============  ==========================================================================
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from mmrag.errors import IndexStoppedError
 from mmrag.pipeline.indexing.job import IndexJob
+from mmrag.pipeline.indexing.labels import Labels, MetadataArg
 from mmrag.pipeline.indexing.progress import IndexProgress
 from mmrag.types import IndexReport, Item
 
@@ -36,7 +39,15 @@ if TYPE_CHECKING:
     from mmrag.store.assets import AssetStore
     from mmrag.store.contract import VectorStore
 
-__all__ = ["IndexJob", "IndexProgress", "IndexStoppedError", "index_items", "index_sources"]
+__all__ = [
+    "IndexJob",
+    "IndexProgress",
+    "IndexStoppedError",
+    "Labels",
+    "MetadataArg",
+    "index_items",
+    "index_sources",
+]
 
 
 def index_sources(
@@ -51,9 +62,12 @@ def index_sources(
     batch_size: int | None = None,
     on_progress: Callable[[int], None] | None = None,
     on_status: Callable[[IndexProgress], None] | None = None,
+    labels: Labels | None = None,
 ) -> IndexReport:
-    """Index files, directories and globs as one overlapped job (see :class:`IndexJob`)."""
+    """Index files, directories and globs as one overlapped job (see :class:`IndexJob`);
+    ``labels`` attach the user's metadata and tenant (:class:`Labels`)."""
     job = IndexJob(
+        labels=labels,
         embedder=embedder,
         store=store,
         pooler=pooler,
@@ -78,6 +92,7 @@ def index_items(
     force: bool = False,
     batch_size: int | None = None,
     on_progress: Callable[[int], None] | None = None,
+    labels: Labels | None = None,
 ) -> IndexReport:
     """Embed and store a stream of ``items``, skipping those already stored.
 
@@ -94,6 +109,7 @@ def index_items(
         force=force,
         batch_size=batch_size,
         on_progress=on_progress,
+        labels=labels,
     )
     if report is not None:
         job.report = report

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from mmrag.errors import IndexStoppedError
 from mmrag.pipeline.indexing import steps
+from mmrag.pipeline.indexing.labels import Labels, MetadataError
 from mmrag.pipeline.indexing.progress import Counters, Emitter, IndexProgress
 from mmrag.types import IndexReport, Item
 
@@ -133,8 +134,11 @@ class IndexJob:
         queue_batches: int = 2,
         on_progress: Callable[[int], None] | None = None,
         on_status: Callable[[IndexProgress], None] | None = None,
+        labels: Labels | None = None,
     ) -> None:
         self.embedder = embedder
+        self.labels = labels
+        self.tenant = labels.tenant if labels is not None else None
         self.store = store
         self.pooler = pooler
         self.assets = assets
@@ -181,13 +185,20 @@ class IndexJob:
         """
         from mmrag.pipeline.ingest.discovery import SourceKind
 
+        if self.labels is not None and source.kind is not None:
+            try:
+                self.labels.metadata_of(os.fspath(source.path))
+            except MetadataError as error:  # reported before the file is read
+                self.report.add_failure(error.source, error)
+                logger.warning("Skipping %s: %s", error.source, error.reason)
+                return True
         if source.kind is not SourceKind.PDF:
             return False
         path = os.fspath(source.path)
-        pages = steps.stored_whole(self.store, path, force=self.force)
+        pages = steps.stored_whole(self.store, path, force=self.force, labels=self.labels)
         if pages is None:
             return False
-        published = steps.finish(self.store, self.assets, path, None)
+        published = steps.finish(self.store, self.assets, path, None, tenant=self.tenant)
         logger.info(
             "%s unchanged: all %d pages stored, skipped without rendering%s",
             path,
@@ -291,7 +302,11 @@ class IndexJob:
             for raw in iterator:
                 if self._stop.is_set():
                     return
-                item = raw.with_embedder(eid)
+                try:
+                    item = next(iter(steps.bind([raw], eid, self.labels)))
+                except MetadataError as error:
+                    self._reject(raw, error)
+                    continue
                 if doc is None or (item.source, item.source_sha256) != (doc.source, doc.sha256):
                     self._check(chunk, doc, out)
                     chunk = []
@@ -321,8 +336,15 @@ class IndexJob:
             if close is not None:
                 close()  # here: a reader's PyMuPDF objects are closed by the thread that used them
 
+    def _reject(self, item: Item, error: MetadataError) -> None:
+        """A file whose metadata is invalid: reported once, its items passed over."""
+        if not any(f.source == item.source for f in self.report.failed):
+            self.report.add_failure(item.source, error)
+            logger.warning("Skipping %s: %s", item.source, error.reason)
+            self._count(handled=0, failures=1)
+
     def _start_doc(self, item: Item) -> _Doc:
-        expected = item.metadata.get("page_count") if item.metadata else None
+        expected = item.details.get("page_count") if item.details else None
         doc = _Doc(item.source, item.source_sha256, expected if isinstance(expected, int) else None)
         self._sources.add(item.source)
         with self._counters.lock:
@@ -337,6 +359,8 @@ class IndexJob:
             return
         skipped = self.report.skipped
         works = steps.check(chunk, self.store, self.report, force=self.force)
+        if not self.force:
+            steps.reuse(works, self.store)
         kept = self.report.skipped - skipped
         doc.kept += kept
         self._count(handled=kept)
@@ -423,12 +447,15 @@ class IndexJob:
         for w in works:
             w.doc.written += 1
         self.report.indexed += len(works)
+        self.report.reused += sum(w.work.reused is not None for w in works)
         self._count(handled=len(works))
 
     def _finish(self, doc: _Doc) -> None:
         """The document's items are all handled: drop older versions of it, then publish it."""
         current = doc.kept + doc.written
-        steps.finish(self.store, self.assets, doc.source, doc.sha256, current=current)
+        steps.finish(
+            self.store, self.assets, doc.source, doc.sha256, current=current, tenant=self.tenant
+        )
         with self._counters.lock:
             self._counters.files_done += 1
 

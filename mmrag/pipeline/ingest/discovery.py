@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Literal
 
 from mmrag.pipeline.ingest.errors import SourceNotFoundError
+from mmrag.types import canonical_source
 
 __all__ = [
     "Source",
@@ -59,7 +60,8 @@ class SourceKind(str, Enum):
 
 @dataclass(frozen=True)
 class Source:
-    """One file to ingest: its path, what it is, and how that was decided.
+    """One file to ingest: its canonical path (absolute, normalised, symlinks resolved: see
+    :func:`mmrag.types.canonical_source`), what it is, and how that was decided.
 
     ``kind`` is ``None`` when the file is not a supported type (``format`` then says what it
     seems to be, e.g. ``"zip"`` or ``"text"``), or when it is empty or unreadable.
@@ -273,11 +275,16 @@ _GLOB_CHARS = re.compile(r"[*?\[]")
 _DIGITS = re.compile(r"(\d+)")
 
 
+#: A JSON file of user metadata beside a source: ``report.pdf`` → ``report.pdf.meta.json``.
+SIDECAR_SUFFIX = ".meta.json"
+
+
 def is_skipped_name(name: str) -> bool:
-    """Whether a file found in a directory or glob is hidden, temporary or OS clutter.
+    """Whether a file found in a directory or glob is hidden, temporary or OS clutter, or a
+    metadata sidecar (``*.meta.json``, read with its source, not indexed itself).
 
     Example:
-        >>> [is_skipped_name(n) for n in (".x.pdf", "~$doc.pdf", "x.pdf.part", "x.pdf")]
+        >>> [is_skipped_name(n) for n in (".x.pdf", "~$doc.pdf", "x.pdf.meta.json", "x.pdf")]
         [True, True, True, False]
     """
     lowered = name.lower()
@@ -287,6 +294,7 @@ def is_skipped_name(name: str) -> bool:
         or (name.startswith("#") and name.endswith("#"))
         or os.path.splitext(lowered)[1] in _TEMP_SUFFIXES
         or lowered in _CLUTTER
+        or lowered.endswith(SIDECAR_SUFFIX)
     )
 
 
@@ -321,7 +329,7 @@ def _make_source(path: str, explicit: bool) -> Source:
         size = os.path.getsize(path)
     except OSError:
         size = -1
-    return Source(Path(path), kind, fmt, size, detected_by, explicit)
+    return Source(Path(canonical_source(path)), kind, fmt, size, detected_by, explicit)
 
 
 def expand(source: str | os.PathLike[str]) -> list[Source]:

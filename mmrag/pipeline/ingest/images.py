@@ -257,7 +257,7 @@ def iter_image_frames(
     """Stream one image file as Items (``modality=image``): one, or one per frame.
 
     Each Item has ``width``/``height`` of the upright, ``max_side``-bounded RGB image that
-    ``load_image()`` returns, ``frame_index`` for frames of multi-frame files, and metadata
+    ``load_image()`` returns, ``frame_index`` for frames of multi-frame files, and details
     ``format``, ``mode`` (as stored) and ``frame_count``.
 
     Raises typed errors: ``EmptyFileError``, ``CorruptFileError`` / ``TruncatedFileError``
@@ -321,6 +321,6 @@ def image_items(
                 frame_index=frame_index,
                 width=target[0],
                 height=target[1],
-                metadata=metadata,
+                details=metadata,
                 image_loader=window.wrap(pixels, fallback),
             )

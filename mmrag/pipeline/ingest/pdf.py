@@ -151,7 +151,7 @@ def iter_pdf_pages(
 
     Each Item has ``page`` (1-based), ``page_label`` (when the PDF defines labels), the text
     layer in ``text``, ``width``/``height`` of the image that ``load_image()`` returns, and
-    metadata ``page_count``, ``render_dpi`` (and ``crop_box`` when margins were cropped).
+    details ``page_count``, ``render_dpi`` (and ``crop_box`` when margins were cropped).
 
     Raises typed errors (subclasses of :class:`mmrag.errors.IngestError`): ``EmptyFileError``,
     ``CorruptFileError``, ``TruncatedFileError``, ``EncryptedPDFError``, ``SourceNotFoundError``.
@@ -228,7 +228,7 @@ def pdf_items(
                 width=info.width,
                 height=info.height,
                 text=info.text,
-                metadata=metadata,
+                details=metadata,
                 image_loader=window.wrap(image, fallback),
             )
     finally:

@@ -30,7 +30,7 @@ from mmrag.pipeline.ingest.discovery import (
 )
 from mmrag.pipeline.ingest.errors import UnsupportedTypeError
 from mmrag.pipeline.ingest.options import IngestConfig
-from mmrag.types import IndexReport, Item
+from mmrag.types import IndexReport, Item, canonical_source
 
 if TYPE_CHECKING:
     from mmrag.pipeline.ingest.pdf_pool import PdfRenderPool
@@ -66,7 +66,7 @@ def iter_source(
     """
     config = config or IngestConfig()
     if not isinstance(source, Source):
-        path = os.fspath(source)
+        path = canonical_source(source)
         size = check_file(path)
         kind, fmt, detected_by = detect_kind(path)
         source = Source(Path(path), kind, fmt, size, detected_by)

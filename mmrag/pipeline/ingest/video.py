@@ -11,7 +11,7 @@ The stream is decoded once, front to back. A frame is kept when
 
 Each Item carries ``frame_index`` (0-based, in decoding order), ``timestamp_s`` (from the frame's
 presentation time, relative to the stream start), the display size (rotation metadata applied),
-and metadata ``fps``, ``duration_s``, ``codec``, ``sampled_by``.
+and details ``fps``, ``duration_s``, ``codec``, ``sampled_by``.
 
 **Pixels.** Decoding is sequential, so each kept frame's RGB image (already scaled to
 ``max_side``) is held by its Item until the first ``load_image()``, inside the bounded prefetch
@@ -22,7 +22,7 @@ Example:
     >>> from mmrag.pipeline.ingest import IngestConfig, iter_video_frames
     >>> cfg = IngestConfig(video_fps=0.5, video_scene_threshold=0.2, max_side=512)
     >>> for item in iter_video_frames("talk.mp4", cfg):  # doctest: +SKIP
-    ...     print(item.frame_index, item.timestamp_s, item.metadata["sampled_by"])
+    ...     print(item.frame_index, item.timestamp_s, item.details["sampled_by"])
 """
 
 from __future__ import annotations
@@ -330,7 +330,7 @@ def _sample(
                 timestamp_s=round(seconds, 6),
                 width=target[0],
                 height=target[1],
-                metadata={k: v for k, v in metadata.items() if v is not None},
+                details={k: v for k, v in metadata.items() if v is not None},
                 image_loader=window.wrap(image, fallback),
             )
     except av.error.FFmpegError as err:

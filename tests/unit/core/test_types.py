@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 
 import numpy as np
@@ -16,6 +17,9 @@ from mmrag.types import (
     IndexReport,
     Item,
     Modality,
+    canonical_source,
+    check_metadata,
+    content_id,
     item_id,
 )
 
@@ -24,30 +28,62 @@ pytestmark = pytest.mark.unit
 SHA = "a" * 64
 
 
-def test_item_id_is_uuid5_of_sha_locator_embedder():
-    expected = uuid.uuid5(ITEM_NAMESPACE, f"{SHA}\x1fpage=3\x1fcolqwen2")
-    assert item_id(SHA, "page=3", "colqwen2") == str(expected)
-    assert uuid.UUID(item_id(SHA, "page=3", "colqwen2")).version == 5
+def test_item_id_is_uuid5_of_tenant_source_sha_locator_embedder():
+    expected = uuid.uuid5(ITEM_NAMESPACE, f"\x1f/d/a.pdf\x1f{SHA}\x1fpage=3\x1fcolqwen2")
+    assert item_id("/d/a.pdf", SHA, "page=3", "colqwen2") == str(expected)
+    assert uuid.UUID(item_id("/d/a.pdf", SHA, "page=3", "colqwen2")).version == 5
 
 
 def test_item_id_changes_with_each_component():
-    base = item_id(SHA, "page=1", "e1")
-    assert item_id("b" * 64, "page=1", "e1") != base
-    assert item_id(SHA, "page=2", "e1") != base
-    assert item_id(SHA, "page=1", "e2") != base
-    assert item_id(SHA, "page=1", "e1") == base
+    base = item_id("/d/a.pdf", SHA, "page=1", "e1")
+    assert item_id("/d/b.pdf", SHA, "page=1", "e1") != base  # a copy is its own point
+    assert item_id("/d/a.pdf", "b" * 64, "page=1", "e1") != base
+    assert item_id("/d/a.pdf", SHA, "page=2", "e1") != base
+    assert item_id("/d/a.pdf", SHA, "page=1", "e2") != base
+    assert item_id("/d/a.pdf", SHA, "page=1", "e1", "acme") != base
+    assert item_id("/d/a.pdf", SHA, "page=1", "e1") == base
 
 
-def test_item_id_requires_hash():
+def test_item_id_requires_hash_and_source():
     with pytest.raises(ValueError, match="sha256"):
-        item_id("", "page=1")
+        item_id("/d/a.pdf", "", "page=1")
+    with pytest.raises(ValueError, match="source"):
+        item_id("", SHA, "page=1")
+
+
+def test_copies_share_the_content_id_not_the_point_id():
+    a = Item(source="/d/a.pdf", source_sha256=SHA, modality="pdf_page", page=1, embedder_id="e")
+    b = Item(source="/d/b.pdf", source_sha256=SHA, modality="pdf_page", page=1, embedder_id="e")
+    assert a.id != b.id and a.content_id == b.content_id == content_id(SHA, "page=1", "e")
+    assert a.to_payload()["content_id"] == a.content_id
 
 
 def test_item_ids_bind_to_embedder():
     page = Item(source="r.pdf", source_sha256=SHA, modality=Modality.PDF_PAGE, page=2)
     bound = page.with_embedder("clip@1")
-    assert bound.id == page.point_id("clip@1") == item_id(SHA, "page=2", "clip@1")
+    assert bound.id == page.point_id("clip@1") == item_id("r.pdf", SHA, "page=2", "clip@1")
     assert page.id != bound.id
+
+
+def test_canonical_source_gives_one_spelling(tmp_path, monkeypatch):
+    (tmp_path / "docs").mkdir()
+    target = tmp_path / "docs" / "a.pdf"
+    target.write_bytes(b"%PDF")
+    monkeypatch.chdir(tmp_path)
+    spellings = ["docs/a.pdf", "./docs/a.pdf", "docs/../docs/a.pdf", str(target)]
+    assert {canonical_source(s) for s in spellings} == {os.path.realpath(target)}
+    assert canonical_source("https://example.com/a.pdf") == "https://example.com/a.pdf"
+    assert canonical_source("upload://acme/a.pdf") == "upload://acme/a.pdf"
+
+
+def test_user_metadata_is_checked():
+    assert check_metadata({"dept": "hr", "tags": ("a", "b")}) == {"dept": "hr", "tags": ["a", "b"]}
+    with pytest.raises(ValueError, match="metadata key"):
+        check_metadata({"bad key": 1})
+    with pytest.raises(ValueError, match="must be a string, number"):
+        check_metadata({"when": {"nested": 1}})
+    with pytest.raises(ValueError, match="must be a string, number"):
+        check_metadata({"x": float("nan")})
 
 
 def test_locators_for_each_modality():

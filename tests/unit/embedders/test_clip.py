@@ -44,11 +44,12 @@ def test_revision_only_for_hub_ids():
         ClipEmbedder("ViT-B-32/laion2b_s34b_b79k", revision="abc")
 
 
-def test_id_and_round_trip():
+def test_id_and_round_trip(hub_cache):
     embedder = ClipEmbedder("ViT-B-32/laion2b_s34b_b79k", batch_size=4, device="cpu")
-    assert embedder.id == "clip:ViT-B-32/laion2b_s34b_b79k@main"
+    assert embedder.id == "clip:ViT-B-32/laion2b_s34b_b79k"  # a pretrained tag: fixed weights
     assert embedder.id == ClipEmbedder("ViT-B-32/laion2b_s34b_b79k").id
-    assert ClipEmbedder("hf-hub:org/repo", revision="abc").id == "clip:hf-hub:org/repo@abc"
+    commit = hub_cache("org/repo", "abc")
+    assert ClipEmbedder("hf-hub:org/repo", revision="abc").id == f"clip:hf-hub:org/repo@{commit}"
     assert ClipEmbedder("ViT-L-14/laion2b_s32b_b82k").id != embedder.id
     data = embedder.to_dict()
     assert data["type"] == "clip"

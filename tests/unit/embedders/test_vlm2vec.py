@@ -19,9 +19,10 @@ from mmrag.registry import resolve
 pytestmark = pytest.mark.unit
 
 
-def test_registry_and_catalogue_resolve_to_the_class():
+def test_registry_and_catalogue_resolve_to_the_class(hub_cache):
     assert resolve("embedder", "vlm2vec") is VLM2VecEmbedder
     for name in ("VLM2Vec/VLM2Vec-V2.0", "TIGER-Lab/VLM2Vec-Qwen2VL-2B"):
+        hub_cache(name)  # on Python < 3.12 the Protocol check reads ``id``
         embedder = load_embedder(name)
         assert isinstance(embedder, VLM2VecEmbedder)
         assert isinstance(embedder, Embedder)
@@ -46,10 +47,13 @@ def test_published_prompts():
         embedder.query_prompt(None)
 
 
-def test_id_is_stable_and_changes_with_every_setting():
+def test_id_is_stable_and_changes_with_every_setting(hub_cache):
+    commit = hub_cache("VLM2Vec/VLM2Vec-V2.0")
+    hub_cache("VLM2Vec/VLM2Vec-V2.0", "abc")
+    hub_cache("TIGER-Lab/VLM2Vec-Qwen2VL-2B")
     base = VLM2VecEmbedder("VLM2Vec/VLM2Vec-V2.0")
     assert base.id == VLM2VecEmbedder("VLM2Vec/VLM2Vec-V2.0").id
-    assert base.id.startswith("vlm2vec:VLM2Vec/VLM2Vec-V2.0@main#")
+    assert base.id.startswith(f"vlm2vec:VLM2Vec/VLM2Vec-V2.0@{commit}#")
     variants = [
         VLM2VecEmbedder("TIGER-Lab/VLM2Vec-Qwen2VL-2B"),
         VLM2VecEmbedder("VLM2Vec/VLM2Vec-V2.0", revision="abc"),
@@ -74,7 +78,8 @@ def test_catalogue_base_model_is_part_of_the_settings():
     assert "base_model" not in VLM2VecEmbedder("/some/merged/checkpoint").id_settings()
 
 
-def test_to_dict_round_trip():
+def test_to_dict_round_trip(hub_cache):
+    hub_cache("org/adapter", "r2")
     embedder = VLM2VecEmbedder(
         "org/adapter",
         base_model="org/base",

@@ -74,7 +74,7 @@ def test_rotated_jpeg_photo_comes_out_upright(tmp_path: Path) -> None:
 def test_cmyk_becomes_the_right_rgb(tmp_path: Path) -> None:
     path = media.make_image(tmp_path / "print.jpg", mode="CMYK", quality=95)
     item = one(path)
-    assert item.metadata["mode"] == "CMYK"
+    assert item.details["mode"] == "CMYK"
     got = quadrant_colors(item.load_image())
     assert all(close(g, want) for g, want in zip(got, QUADRANT_COLORS, strict=True)), got
 
@@ -124,7 +124,7 @@ def test_multi_frame_images_yield_their_frames(tmp_path: Path, name: str) -> Non
     path = media.make_image(tmp_path / name, frames=3)
     items = list(iter_image_frames(path))
     assert [item.frame_index for item in items] == [0, 1, 2]
-    assert {item.metadata["frame_count"] for item in items} == {3}
+    assert {item.details["frame_count"] for item in items} == {3}
     for frame, item in enumerate(items):
         expected = [QUADRANT_COLORS[(q + frame) % 4] for q in range(4)]
         got = quadrant_colors(item.load_image())

@@ -36,7 +36,7 @@ def test_pages_stream_in_order_with_size_at_the_dpi(sample_pdf: Path) -> None:
         assert item.modality is Modality.PDF_PAGE
         assert (item.width, item.height) == (612, 792)  # US Letter at 72 DPI
         assert item.frame_index is None and item.timestamp_s is None
-        assert item.metadata["page_count"] == 4
+        assert item.details["page_count"] == 4
         image = item.load_image()
         assert image.mode == "RGB"
         assert image.size == (612, 792)
@@ -104,7 +104,7 @@ def test_crop_margins_keeps_the_content_and_drops_the_margins(sample_pdf: Path) 
     full = next(iter_pdf_pages(sample_pdf, IngestConfig(dpi=72)))
     cropped = next(iter_pdf_pages(sample_pdf, IngestConfig(dpi=72, crop_margins=True)))
     assert cropped.width < full.width - 100 and cropped.height < full.height - 100
-    x0, y0, x1, y1 = cropped.metadata["crop_box"]
+    x0, y0, x1, y1 = cropped.details["crop_box"]
     assert (x1 - x0, y1 - y0) == (cropped.width, cropped.height)
     image = cropped.load_image()
     assert image.size == (cropped.width, cropped.height)

@@ -41,8 +41,8 @@ def test_uniform_sampling_gives_frame_indexes_and_timestamps(scenes_video: Path)
         assert item.modality is Modality.VIDEO_FRAME
         assert (item.width, item.height) == (160, 120)
         assert item.text is None and item.page is None
-        assert item.metadata["sampled_by"] == "uniform"
-        assert item.metadata["fps"] == 10
+        assert item.details["sampled_by"] == "uniform"
+        assert item.details["fps"] == 10
         assert item.load_image().size == (160, 120)
     assert items[3].citation().endswith("@ 0:01.5")
 
@@ -52,7 +52,7 @@ def test_scene_changes_are_found(scenes_video: Path) -> None:
     items = list(iter_video_frames(scenes_video, config))
     assert [item.frame_index for item in items] == [0, 10, 20]
     assert [item.timestamp_s for item in items] == [0.0, 1.0, 2.0]
-    assert all(item.metadata["sampled_by"] == "scene" for item in items)
+    assert all(item.details["sampled_by"] == "scene" for item in items)
     for scene, item in enumerate(items):
         assert near(background(item.load_image()), SCENE_COLORS[scene])
 
@@ -61,7 +61,7 @@ def test_uniform_and_scene_sampling_combine(scenes_video: Path) -> None:
     config = IngestConfig(video_fps=0.4, video_scene_threshold=0.15)
     items = list(iter_video_frames(scenes_video, config))
     assert [item.frame_index for item in items] == [0, 10, 20, 25]
-    assert [item.metadata["sampled_by"] for item in items] == [
+    assert [item.details["sampled_by"] for item in items] == [
         "uniform+scene",
         "scene",
         "scene",

@@ -101,7 +101,7 @@ def test_point_from_item_uses_the_deterministic_id_and_payload():
     emb = Embedding(multi=multi, mask=mask, grid=(1, 5), pooled={"global": np.ones((1, 4))})
     point = Point.from_item(item, emb, "e@1", text=True)
     assert point.id == item.point_id("e@1")
-    assert point.payload == {**item.to_payload(), "embedder_id": "e@1"}
+    assert point.payload == item.with_embedder("e@1").to_payload()
     assert point.vectors["full"].shape == (5, 4)  # only visual tokens
     assert set(point.vectors) == {"full", "global", "text"}
     assert isinstance(point.vectors["text"], SparseVector)
@@ -139,7 +139,14 @@ def test_filter_build_and_validation():
     with pytest.raises(ConfigError, match="start is after the end"):
         SearchFilter.build(pages=(5, 2))
     with pytest.raises(ConfigError, match="only str, int and bool"):
-        SearchFilter.build(metadata={"k": [1, 2]})
+        SearchFilter.build(metadata={"k": 1.5})
+    # a list of values matches any of them; ranges bound numbers
+    any_of = SearchFilter.build(metadata={"k": [1, 2]}, ranges={"year": (2020, None)})
+    assert any_of.metadata == {"k": (1, 2)} and any_of.ranges == {"year": (2020, None)}
+    with pytest.raises(ConfigError, match="after the end"):
+        SearchFilter.build(ranges={"year": (2030, 2020)})
+    assert SearchFilter(tenant="acme").for_tenant(None).tenant == "acme"
+    assert not SearchFilter().for_tenant("acme").is_empty
 
 
 def test_plan_tree_nests_stages_as_prefetches():

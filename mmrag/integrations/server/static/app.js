@@ -38,19 +38,23 @@ function el(tag, className, text) {
 
 async function refreshHealth() {
   health = await api("/health");
-  $("status").textContent = `${health.items} pages / frames indexed · mmrag ${health.version}`;
+  const count = health.items === null ? "?" : health.items;  // null: a tenant key is needed
+  const owner = health.tenant ? ` (${health.tenant})` : "";
+  $("status").textContent = `${count} pages / frames indexed${owner} · mmrag ${health.version}`;
   $("key-panel").hidden = !health.auth_required || Boolean(apiKey());
   $("mode-note").textContent = health.ask_available
     ? "" : "No generator is configured on this server: you will see the best-matching pages.";
 }
 
 async function refreshSources() {
-  const { sources } = await api("/sources");
+  const { sources, counts = {} } = await api("/sources");  // counts: pages per source
   $("source-count").textContent = String(sources.length);
   const list = $("sources");
   list.replaceChildren();
   for (const source of sources) {
-    const item = el("li", "", source.split("/").pop());
+    const pages = counts[source];
+    const label = source.split("/").pop() + (pages === undefined ? "" : ` (${pages})`);
+    const item = el("li", "", label);
     item.title = source;
     const remove = el("button", "link", "remove");
     remove.type = "button";
