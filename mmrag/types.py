@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import re
-import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from mmrag.fields import check_metadata, parse_assignments, parse_value
+from mmrag.ids import ITEM_NAMESPACE, canonical_source, content_id, item_id
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -47,9 +47,6 @@ __all__ = [
     "parse_value",
 ]
 
-#: Namespace of the UUIDv5 point ids. Changing it changes every id: never do.
-ITEM_NAMESPACE = uuid.UUID("5f0b2c1e-7d3a-5c4e-9a61-6d6d7261672e")
-
 
 class Modality(str, Enum):
     """What kind of visual unit an :class:`Item` is."""
@@ -61,147 +58,6 @@ class Modality(str, Enum):
 
     def __str__(self) -> str:
         return self.value
-
-
-def content_id(source_sha256: str, locator: str, embedder_id: str = "") -> str:
-    """The id of a unit of *content*: UUIDv5 of (content sha256, locator, embedder id).
-
-    Byte-identical files at two paths share it (their points do not: see :func:`item_id`), so
-    an indexing job finds the embeddings of a copy already stored and reuses them.
-
-    Example:
-        >>> content_id("00" * 32, "page=1", "clip") == content_id("00" * 32, "page=1", "clip")
-        True
-    """
-    if not source_sha256:
-        raise ValueError("content_id needs the source's sha256; got an empty string")
-    return str(uuid.uuid5(ITEM_NAMESPACE, f"{source_sha256}\x1f{locator}\x1f{embedder_id}"))
-
-
-def item_id(
-    source: str,
-    source_sha256: str,
-    locator: str,
-    embedder_id: str = "",
-    tenant: str | None = None,
-) -> str:
-    """The deterministic point id: UUIDv5 of (tenant, canonical source, content sha256,
-    locator, embedder id).
-
-    A point is one (source, locator) under one embedder (and, on a multi-tenant server, one
-    tenant): the same page of the same file embedded by the same embedder always gets the same
-    id, so re-running a job overwrites instead of duplicating, and a copy of the file at another
-    path is a distinct, separately deletable point. The content hash is part of the id so a
-    changed file's new version can be written beside the old one, which stays searchable until
-    the new one is complete (then it is deleted: one point per (source, locator) at rest).
-
-    Example:
-        >>> a = item_id("/docs/a.pdf", "00" * 32, "page=1", "clip")
-        >>> a == item_id("/docs/a.pdf", "00" * 32, "page=1", "clip")
-        True
-        >>> a != item_id("/docs/b.pdf", "00" * 32, "page=1", "clip")
-        True
-    """
-    if not source_sha256:
-        raise ValueError("item_id needs the source's sha256; got an empty string")
-    if not source:
-        raise ValueError("item_id needs the source; got an empty string")
-    key = "\x1f".join((tenant or "", source, source_sha256, locator, embedder_id))
-    return str(uuid.uuid5(ITEM_NAMESPACE, key))
-
-
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
-
-
-def canonical_source(source: str | os.PathLike[str]) -> str:
-    """The one spelling of a source that the index stores: a URI (``https://…``,
-    ``s3://…``, ``upload://…``) as given, a path made absolute and normalised with symlinks
-    resolved, so ``docs/a.pdf``, ``./docs/a.pdf`` and ``/home/me/docs/a.pdf`` are one source.
-
-    Example:
-        >>> import os
-        >>> canonical_source("docs/../docs/a.pdf") == os.path.realpath("docs/a.pdf")
-        True
-        >>> canonical_source("https://example.com/a.pdf")
-        'https://example.com/a.pdf'
-    """
-    text = os.fspath(source)
-    if _URI.match(text) and not os.path.exists(text):
-        return text
-    return os.path.realpath(os.path.expanduser(text))
-
-
-#: What a user metadata key looks like (it becomes the payload key ``metadata.<key>``).
-METADATA_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
-
-
-def check_metadata(metadata: Mapping[str, Any], where: str = "metadata") -> dict[str, Any]:
-    """``metadata`` checked for storing: keys are identifiers (letters, digits, ``_``, ``-``),
-    values are strings, numbers, booleans or lists of them. Returns a plain dict.
-
-    Example:
-        >>> check_metadata({"dept": "finance", "year": 2024, "tags": ["q1", "audit"]})
-        {'dept': 'finance', 'year': 2024, 'tags': ['q1', 'audit']}
-    """
-    if not isinstance(metadata, Mapping):
-        raise ValueError(f"{where}: metadata must be a mapping, got {type(metadata).__name__}")
-    out: dict[str, Any] = {}
-    for key, value in metadata.items():
-        if not isinstance(key, str) or not METADATA_KEY.match(key):
-            raise ValueError(
-                f"{where}: metadata key {key!r} must start with a letter or _ and hold only "
-                "letters, digits, _ and - (at most 64 characters)"
-            )
-        values = value if isinstance(value, list | tuple) else [value]
-        for v in values:
-            if not isinstance(v, str | int | float | bool) or v != v:
-                raise ValueError(
-                    f"{where}: metadata {key!r} must be a string, number, boolean or a list of "
-                    f"them; got {v!r}"
-                )
-        out[key] = list(value) if isinstance(value, list | tuple) else value
-    return out
-
-
-def parse_value(text: str) -> str | int | float | bool:
-    """A metadata value typed on the command line: ``2024`` → int, ``1.5`` → float,
-    ``true`` / ``false`` → bool, anything else the string itself (the same rule for
-    ``--meta`` and ``--filter``, so what is stored is what a filter matches).
-
-    Example:
-        >>> [parse_value(v) for v in ("2024", "1.5", "true", "finance", "007x")]
-        [2024, 1.5, True, 'finance', '007x']
-    """
-    lowered = text.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if re.fullmatch(r"[+-]?\d{1,18}", text.strip()):
-        return int(text)
-    if re.fullmatch(r"[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?", text.strip()):
-        return float(text)
-    return text
-
-
-def parse_assignments(pairs: Iterable[str], what: str = "--meta") -> dict[str, Any]:
-    """``["dept=hr", "year=2024", "tag=a", "tag=b"]`` → ``{"dept": "hr", "year": 2024,
-    "tag": ["a", "b"]}`` (a repeated key gives a list), checked by :func:`check_metadata`.
-
-    Example:
-        >>> parse_assignments(["dept=hr", "year=2024", "tag=a", "tag=b"])
-        {'dept': 'hr', 'year': 2024, 'tag': ['a', 'b']}
-    """
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"{what} {pair!r}: expected key=value")
-        key, parsed = key.strip(), parse_value(value)
-        if key in out:
-            previous = out[key]
-            out[key] = [*previous, parsed] if isinstance(previous, list) else [previous, parsed]
-        else:
-            out[key] = parsed
-    return check_metadata(out, what)
 
 
 @dataclass(frozen=True)

@@ -140,7 +140,7 @@ class Pipeline:
         from mmrag.store import open_store
 
         self.close()
-        self._store = open_store(self.config.store, self.schema(), recreate=True)
+        self._store = open_store(self.config.store, self.schema, recreate=True)
         return self._store
 
     def wrap_store(self, wrapper: Callable[[VectorStore], VectorStore]) -> VectorStore:
@@ -210,15 +210,15 @@ class Pipeline:
             sources = [sources]
         labels = Labels(metadata, tenant=tenant)
         if engine != "local":
-            if metadata is not None or tenant is not None:
-                from mmrag.errors import ConfigError
-
-                raise ConfigError(
-                    f"metadata= and tenant= are not supported by the {engine!r} engine yet; "
-                    "use JSON sidecars (<file>.meta.json) or the local engine"
-                )
             driver = _engine(engine)
-            return driver(self, sources, force=force, report=IndexReport(), on_progress=on_progress)
+            return driver(
+                self,
+                sources,
+                force=force,
+                report=IndexReport(),
+                on_progress=on_progress,
+                labels=labels,
+            )
         return index_sources(
             sources,
             labels=labels,
@@ -294,7 +294,7 @@ class Pipeline:
         store_config = self.config.store.model_copy(
             update={"collection": f"{self.config.store.collection}-eval-{name}"}
         )
-        store = open_store(store_config, self.schema())
+        store = open_store(store_config, self.schema)
         try:
             return evaluate(
                 data,
@@ -355,8 +355,8 @@ class Pipeline:
 
 
 #: Indexing engines other than the local job: name → "module:function" of a driver taking
-#: ``(pipeline, sources, *, force, report, on_progress)``. Resolved by name (a plugin above the
-#: pipeline, never imported by it).
+#: ``(pipeline, sources, *, force, report, on_progress, labels)``. Resolved by name (a plugin
+#: above the pipeline, never imported by it).
 ENGINES: dict[str, str] = {"ray": "mmrag.integrations.ray:index_with_ray"}
 
 

@@ -61,10 +61,11 @@ def retrieve(
         filter = filter.canonical()
     reranker = pipeline.reranker if rerank else None
     coerced = Query.coerce(query)
+    store = pipeline.store  # opened first: a locked or damaged store fails before a model loads
     start = time.perf_counter()
     (embedding,) = pipeline.embedder.embed_queries([coerced])
     retriever = Retriever(
-        pipeline.store,
+        store,
         pipeline.plan(plan),
         top_k=None if reranker is not None else k,
         pooler=pipeline.pooler,

@@ -221,9 +221,7 @@ class SearchFilter:
         )
 
     @classmethod
-    def parse(
-        cls, expressions: Iterable[str], *, base: SearchFilter | None = None
-    ) -> SearchFilter:
+    def parse(cls, expressions: Iterable[str], *, base: SearchFilter | None = None) -> SearchFilter:
         """A filter from ``key=value``, ``key>=value`` and ``key<=value`` expressions on the
         user's metadata (as ``--filter`` takes them); a repeated ``key=`` matches any of its
         values. Values are typed as :func:`mmrag.types.parse_value` types them.
@@ -235,7 +233,7 @@ class SearchFilter:
         """
         import re
 
-        from mmrag.types import METADATA_KEY, parse_value
+        from mmrag.fields import METADATA_KEY, parse_value
 
         matches: dict[str, list[Scalar]] = {}
         ranges: dict[str, list[float | None]] = {}
@@ -287,7 +285,7 @@ class SearchFilter:
         """This filter with its sources made canonical, as the index stores them
         (:func:`mmrag.types.canonical_source`): ``docs/a.pdf``, ``./docs/a.pdf`` and the
         absolute path select the same source."""
-        from mmrag.types import canonical_source
+        from mmrag.ids import canonical_source
 
         if not self.sources:
             return self

@@ -34,6 +34,7 @@ from mmrag.types import IndexReport
 
 if TYPE_CHECKING:
     from mmrag.config import RayConfig, StoreConfig
+    from mmrag.pipeline.indexing.labels import Labels
     from mmrag.pipeline.ingest.discovery import Source
     from mmrag.pipeline.pipeline import Pipeline
     from mmrag.store.assets import AssetStore
@@ -84,6 +85,7 @@ def index_with_ray(
     force: bool = False,
     report: IndexReport | None = None,
     on_progress: Callable[[int], None] | None = None,
+    labels: Labels | None = None,
     **overrides: Any,
 ) -> IndexReport:
     """Index ``sources`` with ``pipeline``'s components on a Ray cluster; returns the report.
@@ -92,7 +94,8 @@ def index_with_ray(
     ``num_embed_actors=4``, ``gpus_per_actor=1``). Joins the cluster ``address`` names, or the
     one this process already runs in; otherwise starts Ray on this machine for the job (and
     stops it afterwards). ``on_progress(n)`` is called with the number of items handled
-    (indexed, skipped or failed) as results arrive.
+    (indexed, skipped or failed) as results arrive. ``labels`` attach the user's metadata
+    (and sidecars) and the tenant, as on the local engine.
 
     Example:
         >>> report = index_with_ray(pipe, ["docs/"], address="auto")            # doctest: +SKIP
@@ -106,7 +109,7 @@ def index_with_ray(
     if files:
         started_ray = _connect(ray, settings)
         try:
-            _run(ray, pipeline, files, settings, force, report, listed, on_progress)
+            _run(ray, pipeline, files, settings, force, report, listed, on_progress, labels)
         finally:
             if started_ray:
                 ray.shutdown()
@@ -190,6 +193,7 @@ def _run(
     report: IndexReport,
     listed: set[str],
     on_progress: Callable[[int], None] | None,
+    labels: Labels | None = None,
 ) -> None:
     from ray.data import DataContext
 
@@ -229,6 +233,7 @@ def _run(
                 "force": force,
                 "store": opener,
                 "stored_ids": stored_ids,
+                "labels": labels,
             },
             num_cpus=settings.cpus_per_task,
             **_compute(ray, settings.render_concurrency, actors=False),
@@ -268,7 +273,8 @@ def _run(
                 **_compute(ray, settings.write_concurrency, actors=True),
                 **env,
             )
-        tally = _Tally(store, assets, report, listed, on_progress)
+        tenant = labels.tenant if labels is not None else None
+        tally = _Tally(store, assets, report, listed, on_progress, tenant)
         _drain(data, settings, store, assets, tally)
     finally:
         context.enable_progress_bars = progress_bars
@@ -295,7 +301,9 @@ class _Tally:
         report: IndexReport,
         listed: set[str],
         on_progress: Callable[[int], None] | None,
+        tenant: str | None = None,
     ) -> None:
+        self.tenant = tenant
         self.store = store
         self.assets = assets
         self.report = report
@@ -322,7 +330,7 @@ class _Tally:
         if doc.listed is None or doc.handled < doc.listed:
             return
         del self.docs[source]
-        steps.finish(self.store, self.assets, source, doc.sha256)
+        steps.finish(self.store, self.assets, source, doc.sha256, tenant=self.tenant)
 
 
 def _drain(

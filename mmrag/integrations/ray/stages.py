@@ -38,6 +38,7 @@ from mmrag.types import IndexReport, Item
 
 if TYPE_CHECKING:
     from mmrag.embedders.pooling import Pooler
+    from mmrag.pipeline.indexing.labels import Labels
     from mmrag.pipeline.ingest.options import IngestConfig
     from mmrag.store.assets import AssetStore
     from mmrag.store.contract import VectorStore
@@ -57,6 +58,7 @@ def list_source(
     force: bool,
     store: Callable[[], VectorStore] | None = None,
     stored_ids: Any = None,
+    labels: Labels | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Stage 1, one task per file: the file's items, less those already stored.
 
@@ -71,6 +73,13 @@ def list_source(
 
     source, shown = pickle.loads(row_["data"])
     report = IndexReport()
+    if (
+        labels is not None
+        and source.kind is not None
+        and labels.rejects(os.fspath(source.path), report)
+    ):  # bad metadata: the file is not even read
+        yield from (record(FAILED_FILE, failure) for failure in report.failed)
+        return
     opened = store() if store is not None else None
     snapshot = _resolve(stored_ids)
     listed, first, sha = 0, None, None
@@ -81,6 +90,7 @@ def list_source(
                 for item in iter_items([source], ingest, report=report)
             ),
             embedder_id,
+            labels,
         )
         for chunk in iter_batches(items, batch_size):
             listed += len(chunk)

@@ -64,6 +64,7 @@ class _Job:
     check: Callable[[str], str | None] | None = None  # returns a refusal reason, or None
     tenant: str | None = None  # the owner of what the job indexes (None: the admin's)
     metadata: dict[str, Any] | None = None  # the user fields attached to every file
+    hide: Callable[[str], bool] | None = None  # files left out unseen (others' uploads)
     status: str = "queued"
     created_at: float = field(default_factory=time.time)
     started_at: float | None = None
@@ -149,12 +150,14 @@ class JobManager:
         check: Callable[[str], str | None] | None = None,
         tenant: str | None = None,
         metadata: dict[str, Any] | None = None,
+        hide: Callable[[str], bool] | None = None,
     ) -> _Job:
         """Queue a job over ``inputs`` (files or directories); returns it (status ``queued``).
 
         ``check(path)`` returns why a file found may not be indexed (or ``None``); the items
-        are ``tenant``'s and carry the user ``metadata`` (see :meth:`Pipeline.index`)."""
-        job = _Job(uuid.uuid4().hex, list(inputs), force, check, tenant, metadata)
+        are ``tenant``'s and carry the user ``metadata`` (see :meth:`Pipeline.index`); files
+        for which ``hide(path)`` is true are left out without a word (not even a failure)."""
+        job = _Job(uuid.uuid4().hex, list(inputs), force, check, tenant, metadata, hide)
         with self._lock:
             self._jobs[job.id] = job
             finished = [j for j in self._jobs.values() if j.finished_at is not None]
@@ -210,6 +213,8 @@ class JobManager:
                     files.extend(discover([entry]))
                 except IngestError as error:
                     report.add_failure(entry, error)
+            if job.hide is not None:
+                files = [f for f in files if not job.hide(str(f.path))]
             job.files_total = len(files)
             for source in files:
                 if self._stop.is_set():

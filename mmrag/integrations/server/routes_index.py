@@ -123,6 +123,7 @@ def install_index_routes(app: FastAPI, service: Service) -> None:
             check=service.path_check(tenant),
             tenant=tenant,
             metadata=fields,
+            hide=service.foreign_uploads(tenant),
         )
         return job.to_out()
 

@@ -2,7 +2,7 @@
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 _METADATA = (
     "Your own fields for every file indexed (a JSON object): keys are identifiers (letters, "
@@ -47,6 +47,8 @@ class HealthOut(BaseModel):
 
 
 class IndexPathIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # unknown fields (`tenant` …) are errors
+
     path: str = Field(
         description="A file or directory on the server, inside one of the allowed roots "
         "(a relative path is taken relative to the first allowed root).",
@@ -103,6 +105,8 @@ class SearchOut(BaseModel):
 
 
 class AskIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # unknown fields (`tenant` …) are errors
+
     question: str = Field(min_length=1, max_length=4000)
     k: int | None = Field(None, ge=1, le=100, description="Pages to cite (default: config).")
     plan: str | None = Field(None, description="Retrieval plan, e.g. `global@100 -> full@5`.")

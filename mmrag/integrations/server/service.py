@@ -157,14 +157,27 @@ class Service:
         real = os.path.realpath(path)
         if not any(_inside(real, root) for root in self.allowed_roots):
             return f"{path} resolves to {real}, outside the allowed roots"
-        theirs = _inside(real, self.upload_dir) and not _inside(real, self.uploads_for(tenant))
-        if tenant is not None and theirs:
+        foreign = self.foreign_uploads(tenant)
+        if foreign is not None and foreign(real):
             return f"{path} is inside the server's upload folder, which is not yours"
         return None
 
     def path_check(self, tenant: str | None) -> Callable[[str], str | None]:
         """:meth:`check_path` for ``tenant`` (what a job checks each file it finds with)."""
         return lambda path: self.check_path(path, tenant)
+
+    def foreign_uploads(self, tenant: str | None) -> Callable[[str], bool] | None:
+        """For a tenant: whether a file a job found is someone else's upload (left out unseen,
+        so a job over a folder holding the uploads never reveals their names); admin: None."""
+        if tenant is None:
+            return None
+        own = self.uploads_for(tenant)
+
+        def foreign(path: str) -> bool:
+            real = os.path.realpath(path)
+            return _inside(real, self.upload_dir) and not _inside(real, own)
+
+        return foreign
 
     def hit_out(self, hit: Hit, root_path: str) -> HitOut:
         """A hit as the API returns it, with its image URL and the item's user metadata."""

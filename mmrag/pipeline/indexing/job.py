@@ -38,15 +38,16 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mmrag.device import passive_openmp
 from mmrag.errors import IndexStoppedError
 from mmrag.pipeline.indexing import steps
-from mmrag.pipeline.indexing.labels import Labels, MetadataError
 from mmrag.pipeline.indexing.progress import Counters, Emitter, IndexProgress
 from mmrag.types import IndexReport, Item
 
 if TYPE_CHECKING:
     from mmrag.embedders.base import Embedder
     from mmrag.embedders.pooling import Pooler
+    from mmrag.pipeline.indexing.labels import Labels
     from mmrag.pipeline.ingest import IngestConfig
     from mmrag.store.assets import AssetStore
     from mmrag.store.contract import VectorStore
@@ -185,16 +186,11 @@ class IndexJob:
         """
         from mmrag.pipeline.ingest.discovery import SourceKind
 
-        if self.labels is not None and source.kind is not None:
-            try:
-                self.labels.metadata_of(os.fspath(source.path))
-            except MetadataError as error:  # reported before the file is read
-                self.report.add_failure(error.source, error)
-                logger.warning("Skipping %s: %s", error.source, error.reason)
-                return True
+        labels, path = self.labels, os.fspath(source.path)
+        if labels is not None and source.kind is not None and labels.rejects(path, self.report):
+            return True  # bad metadata: the file is not even read
         if source.kind is not SourceKind.PDF:
             return False
-        path = os.fspath(source.path)
         pages = steps.stored_whole(self.store, path, force=self.force, labels=self.labels)
         if pages is None:
             return False
@@ -216,7 +212,7 @@ class IndexJob:
 
     def run(self, items: Iterable[Item]) -> IndexReport:
         """Index a stream of Items (advanced only from the ingest thread)."""
-        _passive_openmp()
+        passive_openmp()
         self._started = time.perf_counter()
         depth = self.queue_batches * self.batch_size
         to_embed: queue.Queue[Any] = queue.Queue(maxsize=depth)
@@ -302,11 +298,9 @@ class IndexJob:
             for raw in iterator:
                 if self._stop.is_set():
                     return
-                try:
-                    item = next(iter(steps.bind([raw], eid, self.labels)))
-                except MetadataError as error:
-                    self._reject(raw, error)
+                if self.labels is not None and self.labels.rejects(raw.source, self.report):
                     continue
+                item = next(iter(steps.bind([raw], eid, self.labels)))
                 if doc is None or (item.source, item.source_sha256) != (doc.source, doc.sha256):
                     self._check(chunk, doc, out)
                     chunk = []
@@ -335,13 +329,6 @@ class IndexJob:
             close = getattr(iterator, "close", None)
             if close is not None:
                 close()  # here: a reader's PyMuPDF objects are closed by the thread that used them
-
-    def _reject(self, item: Item, error: MetadataError) -> None:
-        """A file whose metadata is invalid: reported once, its items passed over."""
-        if not any(f.source == item.source for f in self.report.failed):
-            self.report.add_failure(item.source, error)
-            logger.warning("Skipping %s: %s", item.source, error.reason)
-            self._count(handled=0, failures=1)
 
     def _start_doc(self, item: Item) -> _Doc:
         expected = item.details.get("page_count") if item.details else None
@@ -501,16 +488,3 @@ class IndexJob:
     def _emit(self, final: bool = False) -> None:
         """Call the progress callbacks (from the calling thread only)."""
         self._emitter.emit(self.progress, final=final)
-
-
-def _passive_openmp() -> None:
-    """Make OpenMP threads sleep when idle, if it is not too late (torch not imported yet).
-
-    torch's OpenMP threads spin-wait between operations by default; next to the job's ingest
-    and writer threads they then take the CPU those need (measured: 5x slower on 2 cores).
-    """
-    import sys
-
-    if "torch" not in sys.modules and "OMP_WAIT_POLICY" not in os.environ:
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-        logger.debug("OMP_WAIT_POLICY=PASSIVE (OpenMP threads sleep when idle)")

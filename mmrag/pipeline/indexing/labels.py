@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from mmrag.errors import IngestError
+from mmrag.fields import check_metadata
 from mmrag.pipeline.ingest.discovery import SIDECAR_SUFFIX
-from mmrag.types import Item, check_metadata
+from mmrag.types import IndexReport, Item
 
 __all__ = ["TENANT_KEY", "Labels", "MetadataArg", "MetadataError"]
+
+logger = logging.getLogger(__name__)
 
 #: ``metadata=`` of an indexing call: fields for every file, or a function of the file's path.
 MetadataArg = Mapping[str, Any] | Callable[[str], Mapping[str, Any] | None] | None
@@ -83,6 +87,18 @@ class Labels:
             fields.update(self._sidecar(source))
         self._cache = (source, fields)
         return fields
+
+    def rejects(self, source: str, report: IndexReport) -> bool:
+        """Whether ``source``'s metadata is invalid; then the failure is added to ``report``
+        (once per source) and logged, and its file is to be passed over."""
+        try:
+            self.metadata_of(source)
+        except MetadataError as error:
+            if not any(f.source == error.source for f in report.failed):
+                report.add_failure(error.source, error)
+                logger.warning("Skipping %s: %s", error.source, error.reason)
+            return True
+        return False
 
     def apply(self, item: Item) -> Item:
         """``item`` with its source's metadata and the tenant."""

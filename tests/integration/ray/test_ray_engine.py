@@ -29,6 +29,7 @@ from mmrag.pipeline.ingest import discover
 from mmrag.pipeline.pipeline import Pipeline
 from mmrag.store.assets import AssetStore
 from mmrag.store.contract import PENDING_FIELD
+from mmrag.store.records import SearchFilter
 from mmrag.store.server import ServerStore
 
 
@@ -44,13 +45,18 @@ def _payload(record: Any) -> dict[str, Any]:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_ray_job_stores_the_same_points_as_the_local_engine(ray_cluster, make_config, sample_dir):
+    # user metadata (the call's and a sidecar's) is stored the same way by both engines
+    pdf = sample_dir / "acme_solar_annual_report_2024.pdf"
+    Path(f"{pdf}.meta.json").write_text('{"dept": "finance", "year": 2024}')
     with Pipeline(make_config("local")) as local:
-        expected = local.index([sample_dir])
+        expected = local.index([sample_dir], metadata={"dept": "ops"})
         assert expected.ok, expected.failed
         local_points = _points(local)
     progress: list[int] = []
     with Pipeline(make_config("ray")) as pipe:
-        report = index_with_ray(pipe, [sample_dir], on_progress=progress.append)
+        report = pipe.index(
+            [sample_dir], metadata={"dept": "ops"}, engine="ray", on_progress=progress.append
+        )
         assert report.ok, report.failed
         assert (report.indexed, report.skipped, report.sources) == (expected.indexed, 0, 5)
         assert sum(progress) == report.indexed
@@ -65,6 +71,8 @@ def test_ray_job_stores_the_same_points_as_the_local_engine(ray_cluster, make_co
             assert pipe.assets.exists(point_id)
         hits = pipe.search("How much did revenue grow in 2024?", k=3)
         assert len(hits) == 3 and all(h.id in points for h in hits)
+        finance = pipe.source_counts(SearchFilter.build(metadata={"dept": "finance"}))
+        assert list(finance) == [str(pdf.resolve())]
 
 
 @pytest.mark.integration

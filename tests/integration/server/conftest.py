@@ -40,11 +40,18 @@ def tiny_config(tmp_path: Path, tiny_colmodernvbert: Path) -> PipelineConfig:
     return server_config(tmp_path / "index", tiny_colmodernvbert)
 
 
-def wait_for_job(client: Any, job_id: str, *, timeout: float = 180.0) -> dict[str, Any]:
-    """Poll ``GET /api/v1/jobs/{id}`` until the job has finished; returns its last state."""
+def wait_for_job(
+    client: Any,
+    job_id: str,
+    *,
+    timeout: float = 180.0,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Poll ``GET /api/v1/jobs/{id}`` (with ``headers``: an API key) until the job has
+    finished; returns its last state."""
     deadline = time.monotonic() + timeout
     while True:
-        response = client.get(f"/api/v1/jobs/{job_id}")
+        response = client.get(f"/api/v1/jobs/{job_id}", headers=headers)
         assert response.status_code == 200, response.text
         job = response.json()
         if job["status"] not in ("queued", "running"):

@@ -321,7 +321,7 @@ def test_index_path_inside_allowed_roots_only(tiny_config, tmp_path):
         assert job["status"] == "succeeded", job
         assert job["report"]["indexed"] == 1  # only the PNG
         (refused,) = job["report"]["failed"]
-        assert refused["source"].endswith("leak.pdf")
+        assert refused["source"].endswith("secret.pdf")  # sources are canonical: the link's target
         assert "outside the allowed roots" in refused["reason"]
         sources = client.get("/api/v1/sources").json()["sources"]
         assert sources == [str(root / PNG.name)]

@@ -220,11 +220,6 @@ def test_cli_on_a_locked_folder_fails_with_the_lock_status_before_the_model(tmp_
     assert "no such model folder" not in result.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mmrag.pipeline.rag.retrieve embeds the query before it opens pipeline.store, so "
-    "search loads the model first; open the store first there (`store = pipeline.store`)",
-)
 def test_cli_search_on_a_locked_folder_fails_before_the_model(tmp_path):
     _build(tmp_path / "index", 5)
     with EmbeddedStore(tmp_path / "index", "docs"):
