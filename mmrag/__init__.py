@@ -72,8 +72,10 @@ _EXPORTS = {
     "IndexStoppedError": "mmrag.errors",
     "IngestError": "mmrag.errors",
     "MissingDependencyError": "mmrag.errors",
+    "StoreCorruptError": "mmrag.store.contract",
     "StoreError": "mmrag.store.contract",
     "StoreLockedError": "mmrag.store.contract",
+    "StoreVersionError": "mmrag.store.contract",
     "StoreUnavailableError": "mmrag.store.contract",
     "CollectionMismatchError": "mmrag.store.contract",
     # LangChain (imports langchain-core when first used)
@@ -100,9 +102,11 @@ if TYPE_CHECKING:
     from mmrag.pipeline.pipeline import Pipeline
     from mmrag.store.contract import (
         CollectionMismatchError,
+        StoreCorruptError,
         StoreError,
         StoreLockedError,
         StoreUnavailableError,
+        StoreVersionError,
     )
     from mmrag.store.plan import parse_plan
     from mmrag.store.records import SearchFilter

@@ -72,7 +72,9 @@ def hit_to_document(
     ``assets`` (an :class:`~mmrag.store.assets.AssetStore`) is needed for ``image="base64"``
     (the stored page image, PNG or JPEG, base64-encoded in ``image_base64``) and ``image="uri"``
     (its URL in ``image_uri``); both set ``image_mime``. A hit whose image is not stored gets
-    neither key (and a warning in the log).
+    neither key (and a warning in the log). The item's own fields (its user metadata) are
+    in ``user_metadata`` and, where they do not clash with the keys above, flat as well
+    (``doc.metadata["dept"]``).
 
     Example:
         >>> from mmrag.types import Hit, Item
@@ -101,8 +103,10 @@ def hit_to_document(
     }
     if include_stage_scores:
         metadata["stage_scores"] = {k: float(v) for k, v in hit.stage_scores.items()}
-    if item.metadata:
-        metadata["item_metadata"] = dict(item.metadata)
+    if item.metadata:  # the user's own fields: flat (mmrag's keys win) and as one dict
+        fields = dict(item.metadata)
+        metadata["user_metadata"] = fields
+        metadata.update({k: v for k, v in fields.items() if k not in metadata})
     if image != "none":
         if assets is None:
             raise ConfigError(f"image={image!r} needs the asset store (pass assets=...)")

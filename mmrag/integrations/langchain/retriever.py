@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from langchain_core.callbacks import (
@@ -31,10 +31,11 @@ from mmrag.integrations.langchain.tool import (
 from mmrag.pipeline.pipeline import Pipeline
 from mmrag.store.plan import Plan, Stage, parse_plan
 from mmrag.store.records import SearchFilter
+from mmrag.types import IndexReport
 
 __all__ = ["MmragRetriever"]
 
-_FILTER_KEYS = ("source", "modality", "pages", "metadata")
+_FILTER_KEYS = ("source", "modality", "pages", "metadata", "ranges", "where")
 
 # One lock per pipeline: the embedder loads lazily and the embedded store is one folder, so
 # searches through one pipeline (sync callers in threads, ainvoke's worker threads) run one at
@@ -74,12 +75,16 @@ def _coerce_filter(value: Any) -> SearchFilter | None:
                 f"{', '.join(_FILTER_KEYS)} (or pass a SearchFilter)"
             )
         pages = value.get("pages")
-        return SearchFilter.build(
+        ranges = {k: tuple(v) for k, v in (value.get("ranges") or {}).items()}
+        built = SearchFilter.build(
             source=value.get("source"),
             modality=value.get("modality"),
             pages=tuple(pages) if pages is not None else None,  # type: ignore[arg-type]
             metadata=value.get("metadata"),
+            ranges=ranges,  # type: ignore[arg-type]
         )
+        where = value.get("where") or []
+        return SearchFilter.parse([where] if isinstance(where, str) else where, base=built)
     raise ConfigError(
         f"filter must be a SearchFilter or a dict with keys {', '.join(_FILTER_KEYS)}; "
         f"got {type(value).__name__}"
@@ -98,7 +103,13 @@ class MmragRetriever(BaseRetriever):
 
     ``filter`` is a :class:`~mmrag.store.records.SearchFilter` or a dict with the keys of
     ``SearchFilter.build``: ``source``, ``modality``, ``pages`` (an inclusive ``(first, last)``
-    range; either end may be ``None``), ``metadata``.
+    range; either end may be ``None``), ``metadata`` (your own fields: ``{"dept": "hr"}``; a
+    list matches any of its values), ``ranges`` (``{"year": (2020, None)}``), and ``where``
+    (``["dept=hr", "year>=2020"]``, as ``mmrag search --filter`` takes them). As LangChain's
+    ``search_kwargs``: ``retriever.invoke(q, filter={"metadata": {"dept": "hr"}})``.
+    ``tenant`` restricts every search to one tenant's documents (and :meth:`add_sources`
+    indexes for it). Each document's metadata carries the item's own fields (see
+    :func:`hit_to_document`).
 
     The retriever does not own its pipeline: close it with ``retriever.pipeline.close()`` (or
     use the pipeline as a context manager) when done.
@@ -131,6 +142,8 @@ class MmragRetriever(BaseRetriever):
     """Put the score of every retrieval stage in ``metadata["stage_scores"]``."""
     rerank: bool = True
     """Apply the pipeline's reranker, when its config has one."""
+    tenant: str | None = None
+    """Only this tenant's documents are searched (and :meth:`add_sources` indexes for it)."""
 
     @field_validator("plan")
     @classmethod
@@ -185,6 +198,8 @@ class MmragRetriever(BaseRetriever):
         image = image if image is not None else self.image
         check_image_mode(image)
         where = _coerce_filter(filter) if filter is not None else self.filter
+        if self.tenant is not None:
+            where = (where or SearchFilter()).for_tenant(self.tenant)
         with _pipeline_lock(self.pipeline):
             resolved = self.pipeline.plan(plan if plan is not None else self.plan)
             if k > resolved.limit:
@@ -240,6 +255,25 @@ class MmragRetriever(BaseRetriever):
         return await run_in_executor(
             None, self.search, query, k=k, plan=plan, filter=filter, image=image, rerank=rerank
         )
+
+    def add_sources(
+        self,
+        sources: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
+        *,
+        metadata: Mapping[str, Any] | Callable[[str], Mapping[str, Any] | None] | None = None,
+        force: bool = False,
+    ) -> IndexReport:
+        """Index files, folders or globs into the retriever's pipeline, with your own fields
+        (``metadata``: a dict, or a function of each file's path; ``<file>.meta.json``
+        sidecars too) and the retriever's ``tenant``; the fields come back in each
+        document's metadata and can be filtered on.
+
+        Example:
+            >>> retriever.add_sources(["reports/"], metadata={"dept": "finance"})  # doctest: +SKIP
+            >>> retriever.invoke("revenue", filter={"where": ["dept=finance"]})  # doctest: +SKIP
+        """
+        with _pipeline_lock(self.pipeline):
+            return self.pipeline.index(sources, metadata=metadata, tenant=self.tenant, force=force)
 
     # -- as a tool -------------------------------------------------------------------------------
 

@@ -5,6 +5,11 @@ the document-QA web page is served at ``/``. Indexing runs as jobs in one backgr
 job at a time, in the order they were submitted; ``GET /api/v1/jobs/{id}`` reports progress
 (files and pages done, pages per second) and, when finished, the IndexReport.
 
+Tenants: each API key may belong to a tenant (``create_app(tenants={"acme": "env:ACME_KEY"})``,
+``mmrag serve --tenant acme=env:ACME_KEY``); a tenant's requests see, index and delete its own
+items, uploads and jobs only, and the admin ``api_key`` sees everything. User metadata is
+attached when indexing (``metadata``) and filtered on when searching (``filter=dept=hr``).
+
 Safety: an optional API key (``X-API-Key`` header or ``Authorization: Bearer``), a request-body
 size limit (413), server-side paths only inside ``allowed_roots`` (``..`` and symlinks that
 escape are refused), and one lock around the embedded store so searches are safe while a job

@@ -83,7 +83,7 @@ def install_error_handlers(app: FastAPI) -> None:
     """Every error as JSON: HTTP errors, invalid requests, mmrag errors (mapped to 400 / 404 /
     503 / 500) and anything unexpected (500, logged)."""
     from mmrag.store.assets import AssetNotFoundError
-    from mmrag.store.contract import StoreLockedError
+    from mmrag.store.contract import StoreCorruptError, StoreLockedError, StoreVersionError
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -106,7 +106,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def mmrag_error(request: Request, exc: MmragError) -> JSONResponse:
         if isinstance(exc, AssetNotFoundError):
             return error_response(404, str(exc))
-        if isinstance(exc, (StoreLockedError, MissingDependencyError, FeatureNotAvailableError)):
+        if isinstance(
+            exc,
+            (
+                StoreLockedError,
+                StoreCorruptError,
+                StoreVersionError,
+                MissingDependencyError,
+                FeatureNotAvailableError,
+            ),
+        ):
             return error_response(503, str(exc))
         if isinstance(exc, ConfigError):
             return error_response(400, str(exc))

@@ -9,6 +9,7 @@ import doctest
 import importlib
 import io
 import logging
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -282,3 +283,29 @@ def test_import_mmrag_does_not_import_langchain():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent)
+
+
+def test_metadata_added_through_the_retriever_is_returned_and_filterable(tmp_path, tiny_config_for):
+    docs = tmp_path / "docs"
+    shutil.copytree(SAMPLE, docs)
+    pdf = docs / "acme_solar_annual_report_2024.pdf"
+    with Pipeline(tiny_config_for(tmp_path / "index")) as pipe:
+        acme = MmragRetriever(pipeline=pipe, k=50, tenant="acme")
+        report = acme.add_sources([pdf], metadata={"dept": "finance", "year": 2024})
+        assert report.ok and report.indexed > 0
+        globex = MmragRetriever(pipeline=pipe, k=50, tenant="globex")
+        globex.add_sources([docs], metadata=lambda path: {"dept": Path(path).suffix[1:]})
+
+        found = acme.invoke("revenue", filter={"metadata": {"dept": "finance"}})
+        assert found and {d.metadata["source"] for d in found} == {str(pdf.resolve())}
+        assert found[0].metadata["dept"] == "finance"
+        assert found[0].metadata["user_metadata"] == {"dept": "finance", "year": 2024}
+        assert acme.invoke("revenue", filter={"where": ["year>=2025"]}) == []
+        assert acme.invoke("revenue", filter={"ranges": {"year": (2024, 2024)}})
+        # each tenant sees its own documents only, even with the other's filter
+        assert acme.invoke("revenue", filter={"metadata": {"dept": "pdf"}}) == []
+        theirs = globex.invoke("revenue", filter={"metadata": {"dept": "pdf"}})
+        assert theirs and all(d.metadata["dept"] == "pdf" for d in theirs)
+        assert {d.id for d in theirs}.isdisjoint({d.id for d in found})
+        with pytest.raises(ConfigError, match="key=value"):
+            acme.invoke("revenue", filter={"where": ["dept"]})
