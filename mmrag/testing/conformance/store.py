@@ -42,6 +42,7 @@ mode, and on a real Qdrant server when ``QDRANT_URL`` is set
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 
@@ -94,6 +95,11 @@ FILTER_CASES = [
         lambda d: d.item.page is not None and d.item.page <= 2,
     ),
     (SearchFilter.build(metadata={"lang": "en"}), lambda d: d.item.metadata["lang"] == "en"),
+    (SearchFilter.build(metadata={"batch": [0, 2]}), lambda d: d.item.metadata["batch"] in (0, 2)),
+    (
+        SearchFilter.build(ranges={"batch": (1, None)}),
+        lambda d: d.item.metadata["batch"] >= 1,
+    ),
     (
         SearchFilter.build(metadata={"lang": "de", "batch": 1}),
         lambda d: d.item.metadata["lang"] == "de" and d.item.metadata["batch"] == 1,
@@ -273,6 +279,37 @@ class StoreConformance:
         assert errors == []
         assert store.count() == 80
         assert store.existing([d.item.id for d in docs]) == {d.item.id for d in docs}
+
+    def test_source_counts_and_tenants(self, open_store, corpus):
+        store = open_store(schema_for())
+        acme = [(dataclasses.replace(d.item, tenant="acme"), d.embedding) for d in corpus[:8]]
+        store.upsert([(d.item, d.embedding) for d in corpus[:8]] + acme)
+        assert store.count() == 16  # the tenant is part of the point id
+        everyone = store.source_counts()
+        assert everyone == dict.fromkeys(SOURCES, 4)
+        mine = SearchFilter(tenant="acme")
+        assert store.source_counts(mine) == dict.fromkeys(SOURCES, 2)
+        assert store.sources(mine) == sorted(SOURCES)
+        hits = Retriever(store, "global@40 -> full@40").search(
+            Embedding(multi=query_of(corpus, 0)), filter=mine
+        )
+        assert len(hits) == 8 and {h.item.tenant for h in hits} == {"acme"}
+        assert store.delete_source(SOURCES[0], tenant="acme") == 2
+        assert store.source_counts()[SOURCES[0]] == 2  # the other owner's points stay
+
+    def test_publish_is_per_tenant(self, open_store, corpus):
+        store = open_store(schema_for())
+        points = [
+            Point.for_collection(
+                dataclasses.replace(d.item, tenant=t), d.embedding, store.schema, pending=True
+            )
+            for d in corpus[:1]
+            for t in ("acme", "globex")
+        ]
+        store.upsert(points)
+        assert store.publish(corpus[0].item.source, tenant="acme") == 1
+        hits = Retriever(store, "full@10").search(Embedding(multi=query_of(corpus, 0)))
+        assert [h.item.tenant for h in hits] == ["acme"]
 
     def test_info_reports_counts_and_indexed_vectors(self, store):
         info = store.info()
