@@ -1,5 +1,5 @@
 # The two commands at the top of the README. Both set everything up first (scripts/setup.sh).
-.PHONY: setup quickstart test lint bench-ingest bench-index
+.PHONY: setup quickstart test lint bench-ingest bench-index bench-copies
 
 setup:
 	@bash scripts/setup.sh
@@ -19,3 +19,6 @@ bench-ingest: setup
 
 bench-index: setup
 	.venv/bin/python benchmarks/index.py
+
+bench-copies: setup
+	.venv/bin/python benchmarks/copies.py

@@ -33,15 +33,25 @@ DOCTOR_CODES = {
 
 
 def delete(
-    source: Annotated[str, typer.Argument(help="The source path/URI whose items are removed.")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="The source whose items are removed: any spelling of its path, or its URI."
+        ),
+    ],
     config: ConfigOption = None,
 ) -> None:
     """Delete every item of a source from the index (and its page images)."""
+    from mmrag.ids import canonical_source
+
     cfg = load_config(config)
     with open_pipeline(cfg) as pipe:
         removed = guard(lambda: pipe.delete(source))
-    typer.echo(f"removed {removed} items of {source}")
-    raise typer.Exit(0 if removed else 1)
+    name = canonical_source(source)
+    if not removed:
+        typer.secho(f"{name}: not in the index (see `mmrag sources`)", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"removed {removed} items of {name}")
 
 
 def info(

@@ -69,6 +69,9 @@ def serve(
             tenants=tenants,
         )
     )
+    # The store opens (and the models load) before the port does: a locked, damaged or
+    # mismatched store is one message and its exit status, not a failed start-up traceback.
+    guard(server.state.service.open)
     import uvicorn
 
     shown = "localhost" if host in ("0.0.0.0", "::") else host

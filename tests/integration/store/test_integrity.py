@@ -411,3 +411,33 @@ def test_doctor_on_the_server_backend_checks_what_applies(tmp_path):
 def test_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
+
+
+# -- the HTTP server -------------------------------------------------------------------------------
+
+
+def test_serve_on_a_damaged_or_locked_store_fails_before_listening(tmp_path, monkeypatch):
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: pytest.fail("must not listen"))
+    folder = _build(tmp_path / "index", 5)
+    config = str(_config_file(tmp_path))
+    with EmbeddedStore(tmp_path / "index", "docs"):
+        result = runner.invoke(app, ["serve", "-c", config])
+    _assert_clean_failure(result, EX_LOCKED, "already open", str(tmp_path / "index"))
+    (folder / "mmrag.json").write_bytes(b"\xff\xfe\x00{garbage")
+    result = runner.invoke(app, ["serve", "-c", config])
+    _assert_clean_failure(result, EX_IOERR, "mmrag.json", "--recreate")
+
+
+def test_the_http_app_on_a_damaged_store_does_not_start(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from mmrag.integrations.server import create_app
+
+    folder = _build(tmp_path / "index", 5)
+    (folder / "mmrag.json").write_text('{"embedder_id": "toy@1", ')
+    app_ = create_app(PipelineConfig.load(_config_file(tmp_path)))
+    with pytest.raises(StoreCorruptError, match="not valid JSON") as caught, TestClient(app_):
+        pass
+    assert str(folder / "mmrag.json") in str(caught.value)

@@ -35,8 +35,13 @@ def test_each_subcommand_documents_itself(name):
 def test_serve_builds_the_app_from_its_options_and_runs_uvicorn(tmp_path, monkeypatch):
     import uvicorn
 
-    served = {}
+    from mmrag.integrations.server.service import Service
+
+    served: dict = {}
+    opened: list[bool] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
+    # the store opens (and models load) before the port does; here: only recorded
+    monkeypatch.setattr(Service, "open", lambda self: opened.append(not served))
     monkeypatch.setenv("MY_SERVE_KEY", "k3y")
     (tmp_path / "mmrag.toml").write_text(f'[store]\npath = "{tmp_path / "idx"}"\n')
     docs = tmp_path / "docs"
@@ -47,7 +52,8 @@ def test_serve_builds_the_app_from_its_options_and_runs_uvicorn(tmp_path, monkey
     assert result.exit_code == 0, result.output
     assert "http://127.0.0.1:8123/" in result.output
     assert (served["host"], served["port"]) == ("127.0.0.1", 8123)
-    service = served["app"].state.service  # nothing is loaded until the server starts
+    assert opened == [True]  # before uvicorn ran
+    service = served["app"].state.service
     assert service.api_key == "k3y"
     assert service.max_upload_bytes == 5 * 2**20
     assert service.allowed_roots == [docs.resolve()]
