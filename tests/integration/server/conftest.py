@@ -59,3 +59,12 @@ def wait_for_job(
         if time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s: {job}")
         time.sleep(0.1)
+
+
+def assert_error(response: Any, status: int, code: str, *words: str) -> None:
+    """``response`` is the JSON error ``{"error": {"code", "message"}}`` of ``status``, its
+    message naming every one of ``words``."""
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+    for word in words:
+        assert word in response.json()["error"]["message"], response.json()

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from mmrag.integrations.server import create_app
 
-from .conftest import SAMPLE, server_config, wait_for_job
+from .conftest import SAMPLE, assert_error, server_config, wait_for_job
 
 pytestmark = pytest.mark.integration
 
@@ -49,13 +49,6 @@ def _search(client: TestClient, *filters: str, **params: Any) -> list[dict[str, 
 
 def _names(hits: list[dict[str, Any]]) -> set[str]:
     return {Path(h["item"]["source"]).name for h in hits}
-
-
-def _assert_error(response, status: int, code: str, *words: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.json()["error"]["code"] == code
-    for word in words:
-        assert word in response.json()["error"]["message"], response.json()
 
 
 @pytest.fixture(scope="module")
@@ -111,9 +104,9 @@ def test_invalid_filters_are_400_with_a_message(labelled):
         ("bad key=1", ["key=value"]),
     ]:
         response = labelled.get("/api/v1/search", params={"q": "x", "filter": bad})
-        _assert_error(response, 400, "bad_request", *words)
+        assert_error(response, 400, "bad_request", *words)
     ask = labelled.post("/api/v1/ask", json={"question": "What grew?", "filter": ["dept"]})
-    _assert_error(ask, 400, "bad_request", "key=value")
+    assert_error(ask, 400, "bad_request", "key=value")
 
 
 def test_ask_filters_on_metadata(labelled):
@@ -142,7 +135,7 @@ def test_ask_filters_on_metadata(labelled):
 def test_invalid_upload_metadata_is_400_and_nothing_is_saved(labelled, metadata, words):
     before = labelled.get("/api/v1/jobs").json()
     response = _upload(labelled, PNG, metadata=metadata, names=["rejected.png"])
-    _assert_error(response, 400, "bad_request", *words)
+    assert_error(response, 400, "bad_request", *words)
     assert labelled.get("/api/v1/jobs").json() == before
     assert not (labelled.uploads / "rejected.png").exists()
 
@@ -173,8 +166,8 @@ def test_index_path_with_metadata(tiny_config, tmp_path):
     shutil.copy(PNG, root / PNG.name)
     with TestClient(create_app(tiny_config, allowed_roots=[root])) as client:
         post = lambda body: client.post("/api/v1/index/path", json=body)  # noqa: E731
-        _assert_error(post({"path": ".", "metadata": {"bad key": 1}}), 400, "bad_request", "key")
-        _assert_error(post({"path": ".", "metadata": ["hr"]}), 422, "validation_error")
+        assert_error(post({"path": ".", "metadata": {"bad key": 1}}), 400, "bad_request", "key")
+        assert_error(post({"path": ".", "metadata": ["hr"]}), 422, "validation_error")
         job = wait_for_job(client, post({"path": ".", "metadata": {"dept": "ops"}}).json()["id"])
         assert job["status"] == "succeeded", job
         assert _names(_search(client, "dept=ops")) == {PNG.name}

@@ -16,7 +16,7 @@ from mmrag.cli.serving import parse_tenants, serve_app
 from mmrag.errors import ConfigError
 from mmrag.integrations.server import create_app
 
-from .conftest import SAMPLE, server_config, wait_for_job
+from .conftest import SAMPLE, assert_error, server_config, wait_for_job
 
 pytestmark = pytest.mark.integration
 
@@ -71,13 +71,6 @@ def _sources(client: TestClient, headers: dict[str, str]) -> dict[str, Any]:
     return response.json()
 
 
-def _assert_error(response, status: int, code: str, *words: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.json()["error"]["code"] == code
-    for word in words:
-        assert word in response.json()["error"]["message"], response.json()
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, tiny_colmodernvbert, tiny_smolvlm):
     """One app with tenants: globex uploads the PDF, acme the PNG (read-only tests share it)."""
@@ -106,9 +99,9 @@ def test_requests_without_a_known_key_are_refused(served):
         ("post", "/api/v1/index"),
     ]
     for method, url in calls:
-        _assert_error(getattr(served, method)(url), 401, "unauthorized", "X-API-Key")
+        assert_error(getattr(served, method)(url), 401, "unauthorized", "X-API-Key")
         wrong = getattr(served, method)(url, headers={"X-API-Key": "guess"})
-        _assert_error(wrong, 401, "unauthorized", "not valid")
+        assert_error(wrong, 401, "unauthorized", "not valid")
 
 
 def test_health_is_open_and_counts_the_callers_items(served):
@@ -172,7 +165,7 @@ def test_ask_never_cites_another_tenants_items(served):
     assert narrowed.status_code == 200, narrowed.text
     assert narrowed.json()["sources"] == narrowed.json()["citations"] == []
     chosen = served.post("/api/v1/ask", json={**question, "tenant": "globex"}, headers=ACME)
-    _assert_error(chosen, 422, "validation_error", "tenant")
+    assert_error(chosen, 422, "validation_error", "tenant")
 
 
 def test_another_tenants_image_is_404_like_a_missing_one(served):
@@ -181,8 +174,8 @@ def test_another_tenants_image_is_404_like_a_missing_one(served):
     assert served.get(globex_hit["image_url"], headers=ADMIN).status_code == 200
     theirs = served.get(globex_hit["image_url"], headers=ACME)
     missing = served.get(f"/api/v1/items/{UNKNOWN_ID}/image", headers=ACME)
-    _assert_error(theirs, 404, "not_found")
-    _assert_error(missing, 404, "not_found")
+    assert_error(theirs, 404, "not_found")
+    assert_error(missing, 404, "not_found")
     assert theirs.json()["error"]["message"].replace(globex_hit["id"], "ID") == missing.json()[
         "error"
     ]["message"].replace(UNKNOWN_ID, "ID")
@@ -195,7 +188,7 @@ def test_jobs_are_the_callers_only(served):
     acme_id, globex_id = served.acme_job["id"], served.globex_job["id"]
     listed = served.get("/api/v1/jobs", headers=ACME).json()
     assert [j["id"] for j in listed] == [acme_id]
-    _assert_error(served.get(f"/api/v1/jobs/{globex_id}", headers=ACME), 404, "not_found")
+    assert_error(served.get(f"/api/v1/jobs/{globex_id}", headers=ACME), 404, "not_found")
     assert served.get(f"/api/v1/jobs/{globex_id}", headers=GLOBEX).status_code == 200
     admin = served.get("/api/v1/jobs", headers=ADMIN).json()
     assert {j["id"] for j in admin} == {acme_id, globex_id}
@@ -203,7 +196,7 @@ def test_jobs_are_the_callers_only(served):
 
 def test_delete_of_another_tenants_source_is_404_and_keeps_it(served):
     refused = served.delete("/api/v1/sources", params={"source": served.globex_pdf}, headers=ACME)
-    _assert_error(refused, 404, "not_found", "not in the index")
+    assert_error(refused, 404, "not_found", "not in the index")
     assert _sources(served, GLOBEX)["counts"] == {served.globex_pdf: 5}
     assert Path(served.globex_pdf).is_file()
     assert served.get("/api/v1/health", headers=ADMIN).json()["items"] == 6
@@ -248,13 +241,13 @@ def test_index_path_is_per_tenant_and_never_reaches_anothers_uploads(tmp_path, t
         post = lambda path, headers: client.post(  # noqa: E731
             "/api/v1/index/path", json={"path": path}, headers=headers
         )
-        _assert_error(post(f"up/globex/{PDF.name}", ACME), 403, "forbidden", "not yours")
-        _assert_error(post("up/globex/missing.pdf", ACME), 403, "forbidden")  # no probing
-        _assert_error(post("up", ACME), 403, "forbidden", "not yours")
+        assert_error(post(f"up/globex/{PDF.name}", ACME), 403, "forbidden", "not yours")
+        assert_error(post("up/globex/missing.pdf", ACME), 403, "forbidden")  # no probing
+        assert_error(post("up", ACME), 403, "forbidden", "not yours")
         chosen = client.post(
             "/api/v1/index/path", json={"path": ".", "tenant": "globex"}, headers=ACME
         )
-        _assert_error(chosen, 422, "validation_error", "tenant")
+        assert_error(chosen, 422, "validation_error", "tenant")
 
         job = _wait(client, post(".", ACME).json()["id"], ACME)  # the whole root
         assert job["status"] == "succeeded", job
@@ -282,7 +275,7 @@ def test_tenant_keys_from_env_vars(tiny_config, monkeypatch):
         ok = client.get("/api/v1/sources", headers={"X-API-Key": "from-env"})
         assert ok.status_code == 200 and ok.json() == {"sources": [], "counts": {}}
         assert client.get("/api/v1/health").json()["auth_required"] is True
-        _assert_error(client.get("/api/v1/sources"), 401, "unauthorized")
+        assert_error(client.get("/api/v1/sources"), 401, "unauthorized")
 
 
 def test_tenant_configuration_errors(tiny_config, monkeypatch):
