@@ -450,3 +450,19 @@ def test_create_app_from_a_config_file(tiny_config, tmp_path):
     app = create_app(os.fspath(path))
     with TestClient(app) as client:
         assert client.get("/api/v1/health").json()["items"] == 0
+
+
+def test_any_spelling_of_a_path_names_one_source(tiny_config, tmp_path):
+    root = tmp_path / "docs"
+    (root / "sub").mkdir(parents=True)
+    shutil.copy(PNG, root / "sub" / PNG.name)
+    with TestClient(create_app(tiny_config, allowed_roots=[root])) as client:
+        post = client.post("/api/v1/index/path", json={"path": f"./sub//{PNG.name}"})
+        assert wait_for_job(client, post.json()["id"])["status"] == "succeeded"
+        canonical = str((root / "sub" / PNG.name).resolve())
+        assert client.get("/api/v1/sources").json()["sources"] == [canonical]
+        hits = client.get("/api/v1/search", params={"q": "x", "source": f"{root}/sub/./{PNG.name}"})
+        assert [h["item"]["source"] for h in hits.json()["hits"]] == [canonical]
+        gone = client.delete("/api/v1/sources", params={"source": f"{root}//sub/{PNG.name}"})
+        assert gone.status_code == 200 and gone.json()["removed"] == 1, gone.text
+        assert client.get("/api/v1/sources").json()["sources"] == []
