@@ -80,6 +80,7 @@ _EXPORTS = {
     "CollectionMismatchError": "mmrag.store.contract",
     # LangChain (imports langchain-core when first used)
     "MmragRetriever": "mmrag.integrations.langchain",
+    "MmragVectorStore": "mmrag.integrations.langchain",
     "create_mmrag_tool": "mmrag.integrations.langchain",
 }
 
@@ -97,7 +98,11 @@ if TYPE_CHECKING:
         MissingDependencyError,
         MmragError,
     )
-    from mmrag.integrations.langchain import MmragRetriever, create_mmrag_tool
+    from mmrag.integrations.langchain import (
+        MmragRetriever,
+        MmragVectorStore,
+        create_mmrag_tool,
+    )
     from mmrag.pipeline.indexing.progress import IndexProgress
     from mmrag.pipeline.pipeline import Pipeline
     from mmrag.store.contract import (

@@ -38,6 +38,7 @@ from pydantic import (
     ValidationError,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -111,21 +112,69 @@ class ComponentSpec(_Section):
 
     @field_validator("type")
     @classmethod
-    def _known_type(cls, value: str) -> str:
-        return validate_type(cls.kind, value) if cls.kind else value
+    def _known_type(cls, value: str | None) -> str | None:
+        return validate_type(cls.kind, value) if cls.kind and value is not None else value
+
+    def resolved_type(self) -> str:
+        """The registry name (or import path) of the class :meth:`build` constructs."""
+        assert self.type is not None
+        return self.type
 
     def build(self) -> Any:
         """Import the component class and construct it (cheap: models load lazily)."""
         params = {
             k: Secret.coerce(v) if is_secret_dict(v) else v for k, v in self.init_parameters.items()
         }
-        return resolve(self.kind, self.type)(**params)
+        return resolve(self.kind, self.resolved_type())(**params)
 
 
 class EmbedderSpec(ComponentSpec):
-    """The ``[embedder]`` section."""
+    """The ``[embedder]`` section: a ``type`` (family) and its ``init_parameters``, or just a
+    ``model`` (a catalogue name, Hugging Face id or local folder) whose family is read from the
+    checkpoint when the embedder is built (:func:`mmrag.embedders.infer_family`).
+
+    Example:
+        >>> from mmrag.config import EmbedderSpec
+        >>> spec = EmbedderSpec.model_validate({"model": "vidore/colqwen2-v1.0-hf"})
+        >>> spec.type, spec.init_parameters, spec.resolved_type()
+        (None, {'model': 'vidore/colqwen2-v1.0-hf'}, 'colqwen2')
+    """
 
     kind: ClassVar[str] = "embedder"
+    type: str | None = None  # type: ignore[assignment]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_shorthand(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "model" not in data:
+            return data
+        data = dict(data)
+        model = data.pop("model")
+        params = dict(data.get("init_parameters") or {})
+        if params.get("model", model) != model:
+            raise ValueError("give the model once: [embedder] model or init_parameters.model")
+        data["init_parameters"] = {**params, "model": model}
+        return data
+
+    @model_validator(mode="after")
+    def _type_or_model(self) -> EmbedderSpec:
+        if self.type is None and not self.init_parameters.get("model"):
+            raise ValueError(
+                "give the embedder's model (a catalogue name, Hugging Face id or local folder; "
+                "its family is read from the checkpoint) or its type"
+            )
+        return self
+
+    def resolved_type(self) -> str:
+        """``type``, else the family read from the model's checkpoint (catalogue, local folder,
+        Hugging Face cache, or one Hub request; offline and uncached raises
+        :class:`~mmrag.errors.ModelNotAvailableError`)."""
+        if self.type is not None:
+            return self.type
+        from mmrag.embedders import infer_family
+
+        params = self.init_parameters
+        return infer_family(str(params["model"]), params.get("revision"))
 
 
 class RerankerSpec(ComponentSpec):

@@ -22,6 +22,7 @@ __all__ = [
     "IngestError",
     "MissingDependencyError",
     "MmragError",
+    "ModelNotAvailableError",
 ]
 
 
@@ -31,6 +32,18 @@ class MmragError(Exception):
 
 class ConfigError(MmragError, ValueError):
     """A configuration value is invalid; the message names the key and the allowed values."""
+
+
+class ModelNotAvailableError(ConfigError):
+    """A model's files can be had neither from a local folder, nor the Hugging Face cache, nor
+    the Hub (offline, unreachable, or no such model). The message says what was tried and how
+    to point at a local copy; ``mmrag`` exits with status 68 (EX_NOHOST).
+
+    Example:
+        >>> from mmrag.errors import ConfigError, ModelNotAvailableError
+        >>> isinstance(ModelNotAvailableError("org/name: not cached"), ConfigError)
+        True
+    """
 
 
 class FeatureNotAvailableError(MmragError):

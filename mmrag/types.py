@@ -298,7 +298,9 @@ class Answer:
 
     ``sources`` are the hits the generator was shown, numbered from 1 in the prompt; the answer
     cites them as ``[n]``, and ``citations`` are the ones it cited (all sources when it cited
-    none).
+    none). ``notes`` say what the caller should know about how the answer was made: fewer pages
+    shown than ``k`` asked for (the generator's ``max_images``), or nothing retrieved (then
+    no answer is generated and ``text`` says so).
 
     Example:
         >>> from mmrag.types import Answer
@@ -312,6 +314,8 @@ class Answer:
     timings: Mapping[str, float] = field(default_factory=dict)
     #: the hits shown to the generator, in order: ``[n]`` in ``text`` is ``sources[n - 1]``
     sources: list[Hit] = field(default_factory=list)
+    #: what the caller should know about how the answer was made (plain sentences)
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe view."""
@@ -321,6 +325,7 @@ class Answer:
             "sources": [hit.to_dict() for hit in self.sources],
             "usage": dict(self.usage),
             "timings": {k: float(v) for k, v in self.timings.items()},
+            "notes": list(self.notes),
         }
 
 
@@ -343,7 +348,10 @@ class Failure:
 class IndexReport:
     """The outcome of an indexing job: counts of items indexed / skipped, and every failure.
 
-    Mutable while the job runs; :meth:`merge` combines the reports of parallel workers.
+    ``unsupported`` lists the files found in folders or globs that are of a type mmrag does not
+    read (a ``.zip``, a ``.docx`` where LibreOffice is not installed …): skipped and counted,
+    not failures (``ingest.fail_unsupported`` makes them failures). Mutable while the job runs;
+    :meth:`merge` combines the reports of parallel workers.
 
     Example:
         >>> from mmrag.types import IndexReport
@@ -362,6 +370,8 @@ class IndexReport:
     #: Of ``indexed``: items written with the stored vectors of identical content (a copy of
     #: a file at another path, or new metadata on a stored item), not embedded again.
     reused: int = 0
+    #: Files skipped for their type (found in a folder or glob; not failures), with the reason.
+    unsupported: list[Failure] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -378,16 +388,24 @@ class IndexReport:
         self.skipped += other.skipped
         self.reused += other.reused
         self.failed.extend(other.failed)
+        self.unsupported.extend(other.unsupported)
         self.sources += other.sources
         self.duration_s = max(self.duration_s, other.duration_s)
         return self
 
-    def summary(self) -> str:
-        """One line: ``N indexed, N skipped (already present), N failed``."""
+    def add_unsupported(self, source: str, error: BaseException) -> None:
+        """Record that ``source`` was skipped for its type (``error`` says what it is)."""
+        self.unsupported.append(Failure.from_exception(source, error))
+
+    def summary(self, *, unsupported: bool = True) -> str:
+        """One line: ``N indexed, N skipped (already present), N failed`` (then ``, N files
+        skipped (unsupported type)`` when there are any, unless ``unsupported=False``)."""
         reused = f" ({self.reused} reused from identical content)" if self.reused else ""
+        count = len(self.unsupported) if unsupported else 0
+        other = f", {count} file{'s' * (count != 1)} skipped (unsupported type)" if count else ""
         return (
             f"{self.indexed} indexed{reused}, {self.skipped} skipped (already present), "
-            f"{len(self.failed)} failed"
+            f"{len(self.failed)} failed{other}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -397,6 +415,7 @@ class IndexReport:
             "skipped": self.skipped,
             "reused": self.reused,
             "failed": [dataclasses.asdict(f) for f in self.failed],
+            "unsupported": [dataclasses.asdict(f) for f in self.unsupported],
             "sources": self.sources,
             "duration_s": self.duration_s,
         }

@@ -6,15 +6,17 @@ inside the commands, so ``mmrag --help`` starts fast.
 This package builds the Typer ``app`` and registers the commands, which live by group:
 :mod:`~mmrag.cli.indexing` (``index``), :mod:`~mmrag.cli.query` (``search``, ``ask``,
 ``eval``), :mod:`~mmrag.cli.admin` (``info``, ``doctor``, ``delete``), :mod:`~mmrag.cli.serving`
-(``serve``) and :mod:`~mmrag.cli.quickstart` (``quickstart``); what they share (config loading,
-the exit codes, errors as messages) is in :mod:`mmrag.cli._common`.
+(``serve``), :mod:`~mmrag.cli.quickstart` (``quickstart``) and :mod:`~mmrag.cli.init`
+(``init``); what they share (config loading, the exit codes, errors as messages) is in
+:mod:`mmrag.cli._common`.
 
 Exit codes (the table is in :mod:`mmrag.cli._common`): 0 success; 1 the job ran but some
 inputs failed; 2 usage or configuration error; 65 (EX_DATAERR) the collection was built with
 another embedder, pooling or mmrag layout version; 66 (EX_NOINPUT) ``mmrag doctor`` found no
-collection; 69 (EX_UNAVAILABLE) an optional dependency or feature is not installed; 73
-(EX_CANTCREAT) the embedded store's folder is in use by another process; 74 (EX_IOERR) the
-store is damaged (or ``mmrag doctor`` found an error); 75 (EX_TEMPFAIL) the store is
+collection; 68 (EX_NOHOST) a model cannot be had (not a local folder, not cached, and the
+Hub offline or unreachable: point the config at a local folder, or ``mmrag init --tiny``);
+69 (EX_UNAVAILABLE) an optional dependency or feature is not installed; 73 (EX_CANTCREAT) the
+embedded store's folder is in use by another process; 74 (EX_IOERR) the store is damaged (or ``mmrag doctor`` found an error); 75 (EX_TEMPFAIL) the store is
 unreachable, or an indexing job stopped part-way: run it again to resume.
 
 Example:
@@ -33,11 +35,12 @@ from typing import Annotated
 
 import typer
 
-from mmrag.cli import admin, indexing, listing, query, quickstart, serving
+from mmrag.cli import admin, indexing, init, listing, query, quickstart, serving
 from mmrag.cli._common import (
     EX_DATAERR,
     EX_IOERR,
     EX_LOCKED,
+    EX_NOHOST,
     EX_NOINPUT,
     EX_TEMPFAIL,
     EX_UNAVAILABLE,
@@ -47,6 +50,7 @@ __all__ = [
     "EX_DATAERR",
     "EX_IOERR",
     "EX_LOCKED",
+    "EX_NOHOST",
     "EX_NOINPUT",
     "EX_TEMPFAIL",
     "EX_UNAVAILABLE",
@@ -74,6 +78,8 @@ def _root(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # huggingface_hub prints its warnings through its own handler: not through ours as well
+    logging.getLogger("huggingface_hub").propagate = False
 
 
 # In the order `mmrag --help` lists them.
@@ -87,6 +93,7 @@ app.command()(admin.delete)
 app.command()(admin.info)
 app.command()(admin.doctor)
 app.command()(quickstart.quickstart)
+app.command()(init.init)
 
 
 def main() -> None:

@@ -13,6 +13,10 @@ code  name             meaning
                        (``CollectionMismatchError``), or by another mmrag layout version
                        (``StoreVersionError``): use another collection, or rebuild it
 66    EX_NOINPUT       ``mmrag doctor``: there is no such collection
+68    EX_NOHOST        a model's files can be had neither from a local folder, nor the
+                       Hugging Face cache, nor the Hub (``ModelNotAvailableError``): offline
+                       or unreachable; point the config at a local folder, or run
+                       ``mmrag init --tiny``
 69    EX_UNAVAILABLE   an optional dependency or feature is not installed
 73    EX_CANTCREAT     the embedded store's folder is in use by another process or store
                        (``StoreLockedError``)
@@ -38,6 +42,7 @@ __all__ = [
     "EX_DATAERR",
     "EX_IOERR",
     "EX_LOCKED",
+    "EX_NOHOST",
     "EX_NOINPUT",
     "EX_TEMPFAIL",
     "EX_UNAVAILABLE",
@@ -46,6 +51,7 @@ __all__ = [
     "fail",
     "guard",
     "load_config",
+    "load_step",
     "open_pipeline",
 ]
 
@@ -53,6 +59,8 @@ __all__ = [
 EX_DATAERR = 65
 #: EX_NOINPUT: ``mmrag doctor`` found no collection.
 EX_NOINPUT = 66
+#: EX_NOHOST: a model cannot be had (not local, not cached, the Hub offline or unreachable).
+EX_NOHOST = 68
 EX_UNAVAILABLE = 69
 #: EX_CANTCREAT: the embedded store's folder is locked by another process or store object.
 EX_LOCKED = 73
@@ -105,8 +113,14 @@ def open_pipeline(cfg: PipelineConfig) -> Any:
 def guard(job: Callable[[], T]) -> T:
     """Run ``job``; an mmrag error becomes a clear message (no traceback) and its exit status
     (see the module doc): 73 locked, 74 damaged, 65 mismatched or old collection, 75
-    unreachable, 69 not installed, else 2. A stopped indexing job is left to the caller."""
-    from mmrag.errors import FeatureNotAvailableError, MissingDependencyError, MmragError
+    unreachable, 68 a model cannot be had, 69 not installed, else 2. A stopped indexing job
+    is left to the caller."""
+    from mmrag.errors import (
+        FeatureNotAvailableError,
+        MissingDependencyError,
+        MmragError,
+        ModelNotAvailableError,
+    )
     from mmrag.pipeline.indexing import IndexStoppedError
     from mmrag.store.contract import (
         CollectionMismatchError,
@@ -128,10 +142,40 @@ def guard(job: Callable[[], T]) -> T:
         fail(str(exc), EX_IOERR)
     except (StoreVersionError, CollectionMismatchError) as exc:
         fail(str(exc), EX_DATAERR)
+    except ModelNotAvailableError as exc:
+        message = str(exc)
+        if "mmrag init --tiny" not in message:
+            message += (
+                " Without Hub access (HF_HUB_OFFLINE=1 skips it), `mmrag init --tiny` writes "
+                "a working config on tiny random models."
+            )
+        fail(message, EX_NOHOST)
     except (FeatureNotAvailableError, MissingDependencyError) as exc:
         fail(str(exc), EX_UNAVAILABLE)
     except MmragError as exc:
         fail(str(exc))
+
+
+def load_step(pipe: Any, *roles: str) -> dict[str, float]:
+    """Load the pipeline's models of ``roles`` that are not loaded yet as a step of its own,
+    on stderr: ``loading embedder ORG/NAME …`` then ``embedder ready in 3.1 s``. A model that
+    cannot be had exits with its message (68). Returns the seconds per role loaded."""
+    import time
+
+    from mmrag.pipeline.startup import load_models
+
+    seconds: dict[str, float] = {}
+    for role in roles:
+        component = guard(lambda role=role: getattr(pipe, role))
+        if component is None or getattr(component, "is_loaded", True):
+            continue
+        name = getattr(component, "model", None) or type(component).__name__
+        typer.echo(f"loading {role} {name} …", err=True)
+        started = time.perf_counter()
+        guard(lambda role=role: load_models(pipe, [role]))
+        seconds[role] = time.perf_counter() - started
+        typer.echo(f"{role} ready in {seconds[role]:.1f} s", err=True)
+    return seconds
 
 
 def check_plan(plan: str | None) -> None:

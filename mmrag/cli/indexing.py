@@ -3,13 +3,24 @@ read them and list what would be indexed."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mmrag.cli._common import EX_TEMPFAIL, ConfigOption, fail, guard, load_config, open_pipeline
+from mmrag.cli._common import (
+    EX_TEMPFAIL,
+    ConfigOption,
+    fail,
+    guard,
+    load_config,
+    load_step,
+    open_pipeline,
+)
 
 if TYPE_CHECKING:
     from mmrag.config import PipelineConfig
@@ -66,6 +77,15 @@ def index(
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")
     ] = True,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Fail files of unsupported type found in folders (a .zip, a .py, a .docx "
+            "without LibreOffice) instead of skipping and counting them "
+            "(ingest.fail_unsupported = true).",
+        ),
+    ] = False,
 ) -> None:
     """Index PDFs, images and videos into the store (resumable; bad files are reported).
 
@@ -76,6 +96,8 @@ def index(
     from mmrag.types import IndexReport as Report
 
     cfg = load_config(config)
+    if strict:
+        cfg.ingest.fail_unsupported = True
     if engine not in ("local", "ray"):
         fail(f"--engine must be 'local' or 'ray', got {engine!r}")
     if ray_address is not None:
@@ -88,19 +110,20 @@ def index(
         metadata = parse_assignments(meta or [], "--meta") or None
     except ValueError as exc:
         fail(str(exc))
-    if dry_run:
-        result = _dry_run(paths, cfg)
-    else:
-        result = _index(
-            paths,
-            cfg,
-            force=force,
-            engine=engine,
-            progress=progress,
-            report=report,
-            metadata=metadata,
-            recreate=recreate,
-        )
+    with _failures_shown_once():
+        if dry_run:
+            result = _dry_run(paths, cfg)
+        else:
+            result = _index(
+                paths,
+                cfg,
+                force=force,
+                engine=engine,
+                progress=progress,
+                report=report,
+                metadata=metadata,
+                recreate=recreate,
+            )
     assert isinstance(result, Report)
     for failure in result.failed:
         typer.secho(f"FAILED {failure.source}: {failure.reason}", err=True, fg=typer.colors.RED)
@@ -113,12 +136,52 @@ def index(
         handled = result.indexed + result.skipped
         rate = handled / result.duration_s if result.duration_s > 0 else 0.0
         typer.echo(
-            f"{result.summary()} from {result.sources} sources in {result.duration_s:.1f} s "
-            f"({rate:.1f} pages/s)"
+            f"{result.summary(unsupported=False)} from {result.sources} sources in "
+            f"{result.duration_s:.1f} s ({rate:.1f} pages/s)"
         )
+    _print_unsupported(result)
     if report is not None:
         report.write_text(result.to_json(), encoding="utf-8")
     raise typer.Exit(0 if result.ok else 1)
+
+
+def _print_unsupported(result: IndexReport, most: int = 10) -> None:
+    """``2 files skipped (unsupported type): setup.py, data.zip`` (the first ``most`` names;
+    the reasons are in the ``--report`` JSON)."""
+    if not result.unsupported:
+        return
+    count = len(result.unsupported)
+    names = [Path(entry.source).name for entry in result.unsupported[:most]]
+    more = f" and {count - most} more (--report FILE lists them)" if count > most else ""
+    typer.echo(
+        f"{count} file{'s' * (count != 1)} skipped (unsupported type): {', '.join(names)}{more}"
+    )
+    if any("LibreOffice: it is not installed" in entry.reason for entry in result.unsupported):
+        typer.echo(
+            "  Office documents are converted with LibreOffice, which is not installed: e.g. "
+            "apt-get install libreoffice-writer-nogui libreoffice-impress-nogui "
+            "libreoffice-calc-nogui"
+        )
+
+
+@contextlib.contextmanager
+def _failures_shown_once() -> Iterator[None]:
+    """Leave out the log warnings of files the report lists (``Skipping FILE: reason``): each
+    failure is printed once, as its ``FAILED`` line at the end."""
+
+    class _Reported(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not (record.name.startswith("mmrag.") and record.msg == "Skipping %s: %s")
+
+    handlers = list(logging.getLogger().handlers)
+    hide = _Reported()
+    for handler in handlers:
+        handler.addFilter(hide)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(hide)
 
 
 def _index(
@@ -137,14 +200,7 @@ def _index(
 
     from mmrag.pipeline.indexing import IndexProgress, IndexStoppedError
 
-    bar = tqdm(
-        unit=" pages",
-        desc="indexing",
-        leave=False,
-        file=sys.stderr,
-        dynamic_ncols=True,
-        disable=not progress,
-    )
+    bar = tqdm(disable=True)  # replaced once the store is open and the model loaded
 
     def status(p: IndexProgress) -> None:
         if p.pages_total is not None and p.pages_total != bar.total:
@@ -156,6 +212,17 @@ def _index(
         with open_pipeline(cfg) as pipe:
             if recreate:
                 guard(pipe.recreate)
+            guard(lambda: pipe.store)  # locked, damaged, mismatched, no model id: before loading
+            if engine == "local":  # a step of its own: the job's pages/s leave it out
+                load_step(pipe, "embedder")
+            bar = tqdm(
+                unit=" pages",
+                desc="indexing",
+                leave=False,
+                file=sys.stderr,
+                dynamic_ncols=True,
+                disable=not progress,
+            )
             return guard(
                 lambda: pipe.index(
                     paths,

@@ -1,11 +1,10 @@
 """The commands that query the index: ``mmrag search`` (ranked hits with their stage scores),
 ``mmrag ask`` (an answer with its numbered sources) and ``mmrag eval`` (retrieval plans scored
-on a BEIR-layout dataset)."""
+on a BEIR folder or a Hugging Face dataset in ViDoRe's layouts)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -112,6 +111,8 @@ def ask(
         return
     typer.echo("" if streaming else result.text)
     print_sources(result)
+    for note in getattr(result, "notes", ()):
+        typer.secho(f"note: {note}", err=True, fg=typer.colors.YELLOW)
 
 
 def print_sources(result: Any) -> None:
@@ -130,9 +131,18 @@ def print_sources(result: Any) -> None:
 
 def evaluate(
     dataset: Annotated[
-        Path, typer.Argument(help="A BEIR-layout dataset (corpus, queries, qrels).")
+        str,
+        typer.Argument(
+            help="A dataset folder (BEIR, parquet or save_to_disk) or a Hugging Face dataset id "
+            "such as vidore/esg_reports_v2.",
+            metavar="DATASET",
+            show_default=False,
+        ),
     ],
     config: ConfigOption = None,
+    split: Annotated[
+        str, typer.Option("--split", help="The split: qrels/<split>.tsv, or the hub's split.")
+    ] = "test",
     plans: Annotated[
         list[str] | None, typer.Option("--plan", help="A plan to compare (repeatable).")
     ] = None,
@@ -140,12 +150,70 @@ def evaluate(
     max_queries: Annotated[
         int | None, typer.Option("--max-queries", help="Evaluate only the first N queries.")
     ] = None,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Show a progress bar while indexing.")
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
-    """Evaluate retrieval plans side by side: NDCG@k, Recall@k, MRR@10, latency, QPS."""
+    """Evaluate retrieval plans side by side: NDCG@k, Recall@k, MRR@10, latency, QPS.
+
+    The corpus is indexed into its own collection (<collection>-eval-<dataset>; pages already
+    there are skipped), then every plan runs every judged query. Metrics are averaged over the
+    queries with a relevant page; relevance is graded (NDCG uses the grades, as pytrec_eval).
+
+    \b
+    Dataset layouts:
+    1. BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv
+       corpus.jsonl   {"_id": "p1", "image": "pages/p1.png"}  or  {"_id": "p2",
+                      "pdf": "docs/a.pdf", "page": 3}; optional "text" (paths relative
+                      to the folder)
+       queries.jsonl  {"_id": "q1", "text": "What was the 2024 revenue?"}
+       qrels/test.tsv query-id <TAB> corpus-id <TAB> score (header optional; 0 = not
+                      relevant, higher = more relevant)
+    2. Hugging Face, ViDoRe v2 / BEIR (e.g. vidore/esg_reports_v2): tables corpus
+       (corpus-id, image), queries (query-id, query), qrels (query-id, corpus-id, score)
+    3. Hugging Face, ViDoRe v1 (e.g. vidore/docvqa_test_subsampled): one table with
+       query, image, image_filename; a query is relevant to each page it is asked of
+    Layouts 2 and 3 come from the Hub by id (or its cache, with HF_HUB_OFFLINE=1) or
+    from a local copy: parquet files as on the Hub (corpus/, queries/, qrels/ folders
+    for layout 2), the split's files named <split>-*.parquet or in a folder <split>/;
+    or a folder written by save_to_disk. Images are stored as bytes and read like
+    image files (EXIF orientation, RGB). Needs the datasets package:
+    pip install 'mmrag\\[eval]'.
+    """
+    from mmrag.pipeline.evaluate import open_dataset
+
+    data = guard(lambda: open_dataset(dataset, split))
     cfg = load_config(config)
-    with open_pipeline(cfg) as pipe:
-        report = guard(
-            lambda: pipe.evaluate(dataset, plans=plans, ks=ks or (5, 10), max_queries=max_queries)
-        )
+    bar = _progress_bar(len(data.corpus), enabled=progress)
+    try:
+        with open_pipeline(cfg) as pipe:
+            report = guard(
+                lambda: pipe.evaluate(
+                    data,
+                    plans=plans,
+                    ks=ks or (5, 10),
+                    max_queries=max_queries,
+                    on_progress=bar.update,
+                )
+            )
+    finally:
+        bar.close()
     typer.echo(report.to_json() if as_json else report.table())
+
+
+def _progress_bar(total: int, *, enabled: bool) -> Any:
+    """A tqdm bar on stderr for the corpus pages (indexed, skipped or failed)."""
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        unit=" pages",
+        desc="indexing corpus",
+        leave=False,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        disable=not enabled,
+    )

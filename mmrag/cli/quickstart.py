@@ -33,4 +33,9 @@ def quickstart(
         echo=typer.echo,
         offline=offline,
     )
+    if (workdir / "tiny-models").is_dir():  # the offline fallback ran (now or before)
+        typer.echo(
+            "A config of your own without Hub access: `mmrag init --tiny` writes a commented "
+            "mmrag.toml on these tiny models; then `mmrag index YOUR_FOLDER`."
+        )
     raise typer.Exit(code)

@@ -70,13 +70,55 @@ def serve(
         )
     )
     # The store opens (and the models load) before the port does: a locked, damaged or
-    # mismatched store is one message and its exit status, not a failed start-up traceback.
-    guard(server.state.service.open)
+    # mismatched store, or a model that cannot be had, is one message and its exit status.
+    _start(server.state.service)
     import uvicorn
 
     shown = "localhost" if host in ("0.0.0.0", "::") else host
-    typer.echo(f"mmrag: serving http://{shown}:{port}/ (API docs: http://{shown}:{port}/docs)")
+    typer.echo(f"mmrag: ready: http://{shown}:{port}/ (API docs: http://{shown}:{port}/docs)")
     uvicorn.run(server, host=host, port=port, log_level="info")
+
+
+def _start(service: Any) -> None:
+    """Open the store and load the models, saying so on stderr with the time it took: the
+    embedder and reranker must load (else exit); a generator that cannot is a warning (then
+    ``/ask`` answers 503, search works)."""
+    import time
+
+    from mmrag.embedders.checkpoint import loading
+    from mmrag.errors import MmragError
+    from mmrag.pipeline.startup import load_models
+
+    cfg = service.pipeline.config
+    models = [
+        str(spec.init_parameters.get("model") or spec.type)
+        for spec in (cfg.embedder, cfg.reranker)
+        if spec is not None
+    ]
+    typer.echo(f"mmrag: opening the store, loading {', '.join(models)} …", err=True)
+    started = time.perf_counter()
+
+    def open_service() -> None:
+        with loading(", ".join(models), what="the server's models", check=False):
+            service.open()
+
+    guard(open_service)
+    typer.echo(f"mmrag: store and models ready in {time.perf_counter() - started:.1f} s", err=True)
+    generator = guard(lambda: service.pipeline.generator)
+    if generator is None or getattr(generator, "is_loaded", True):
+        return
+    typer.echo(f"mmrag: loading the generator {getattr(generator, 'model', '')} …", err=True)
+    started = time.perf_counter()
+    try:
+        load_models(service.pipeline, ["generator"])
+    except MmragError as exc:
+        typer.secho(
+            f"mmrag: the generator is not available, so /ask answers 503 (search works): {exc}",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+        return
+    typer.echo(f"mmrag: generator ready in {time.perf_counter() - started:.1f} s", err=True)
 
 
 def serve_app(

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mmrag.embedders.base import Embedder, ModelEmbedder, Query
-from mmrag.embedders.catalogue import _BY_NAME, FAMILIES, describe, list_supported_models
+from mmrag.embedders.catalogue import FAMILIES, describe, list_supported_models
 from mmrag.embedders.families import MODEL_TYPES, SPECS, family_of_model_type, get_spec
 from mmrag.errors import ConfigError
 
@@ -26,6 +26,7 @@ __all__ = [
     "Query",
     "describe",
     "detect_family",
+    "infer_family",
     "list_supported_models",
     "load_embedder",
 ]
@@ -66,11 +67,21 @@ def detect_family(model: str) -> str:
     )
 
 
+def infer_family(model: str, revision: str | None = None) -> str:
+    """The family of ``model``: the catalogue, a local folder's config, or a Hub checkpoint's
+    config (from the cache, else one short request); see
+    :func:`mmrag.embedders.checkpoint.infer_family`."""
+    from mmrag.embedders.checkpoint import infer_family as infer
+
+    return infer(model, revision)
+
+
 def load_embedder(model: str, family: str | None = None, **kwargs: Any) -> ModelEmbedder:
     """An embedder for ``model`` (catalogue name, Hugging Face id or local folder); lazy.
 
-    ``family`` is needed only for ids that are neither in the catalogue nor local folders.
+    ``family`` is read from the checkpoint when not given (:func:`infer_family`: the
+    catalogue, a local folder's config, or the Hub checkpoint's config).
     """
     if family is None:
-        family = _BY_NAME[model].family if model in _BY_NAME else detect_family(model)
+        family = infer_family(model, kwargs.get("revision"))
     return get_spec(family).load_class()(model, **kwargs)

@@ -285,8 +285,21 @@ class ModelEmbedder(HFComponent):
     # -- loading ----------------------------------------------------------------------------------
 
     def load(self) -> ModelEmbedder:
-        """Load the model and processor now (otherwise this happens on first use)."""
-        super().load()
+        """Load the model and processor now (otherwise this happens on first use).
+
+        Weights that can be had neither locally, nor from the cache, nor from the Hub raise
+        :class:`~mmrag.errors.ModelNotAvailableError` at once (no retry loop)."""
+        if not self.is_loaded:
+            from mmrag.embedders.checkpoint import loading
+            from mmrag.embedders.identity import commit_of
+
+            fingerprint = self.model_fingerprint()  # a Hub id pins its commit here
+            commit = commit_of(fingerprint)
+            repo = fingerprint.rpartition("@")[0].removeprefix("hf-hub:") if commit else self.model
+            with loading(
+                repo, commit, what=f"the {self.family} embedder model", check=bool(commit)
+            ):
+                super().load()
         return self
 
     def _from_pretrained_kwargs(self) -> dict[str, Any]:

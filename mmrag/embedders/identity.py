@@ -26,7 +26,7 @@ import os
 import re
 from pathlib import Path
 
-from mmrag.errors import ConfigError
+from mmrag.errors import ModelNotAvailableError
 
 __all__ = [
     "LOCAL_PREFIX",
@@ -195,7 +195,8 @@ def resolve_hub_commit(
 
     A commit is used as given; otherwise the Hugging Face cache's ``refs/<revision>`` answers,
     else (unless offline: ``HF_HUB_OFFLINE`` or ``local_files_only=True``) one request to the
-    Hub with a short timeout. Raises :class:`~mmrag.errors.ConfigError` naming what was tried.
+    Hub with a short timeout. Raises :class:`~mmrag.errors.ModelNotAvailableError` (a
+    :class:`~mmrag.errors.ConfigError`) naming what was tried.
 
     Example:
         >>> resolve_hub_commit("org/name", "A" * 40) == "a" * 40
@@ -219,7 +220,7 @@ def resolve_hub_commit(
         if commit is not None:
             return commit
         tried.append(f"the Hub ({why})")
-    raise ConfigError(
+    raise ModelNotAvailableError(
         f"cannot tell which commit of {model!r} (revision {revision or 'main'!r}) to use, so "
         f"the embedder has no stable id. Tried: {'; '.join(tried)}. Download it first (e.g. "
         f"`hf download {model}` while online), pass revision='<40-hex commit>', or point at a "
@@ -244,5 +245,5 @@ def model_fingerprint(
     if path.is_dir():
         return folder_fingerprint(path)
     if path.is_absolute() or model.startswith(("./", "../", "~")):
-        raise ConfigError(f"{model!r}: no such model folder")
+        raise ModelNotAvailableError(f"{model!r}: no such model folder")
     return f"{model}@{resolve_hub_commit(model, revision, local_files_only=local_files_only)}"

@@ -18,9 +18,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mmrag.config import PipelineConfig
 from mmrag.types import Answer, Hit, IndexReport, canonical_source
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from mmrag.embedders.base import ModelEmbedder, QueryLike
     from mmrag.embedders.pooling import Pooler
     from mmrag.generators.base import Generator
-    from mmrag.pipeline.evaluate import EvalReport
+    from mmrag.pipeline.evaluate import BeirDataset, EvalReport
     from mmrag.pipeline.indexing import IndexProgress, MetadataArg
     from mmrag.rerankers.base import Reranker
     from mmrag.store.assets import AssetStore
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from mmrag.store.schema import CollectionSchema
 
 __all__ = ["Pipeline"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +79,27 @@ class Pipeline:
         if not isinstance(config, PipelineConfig):
             config = PipelineConfig.load(Path(config))
         return cls(config)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: str,
+        *,
+        index: str | os.PathLike[str] = "mmrag_index",
+        collection: str | None = None,
+        device: str = "auto",
+        **config_overrides: Any,
+    ) -> Pipeline:
+        """A pipeline for one embedder ``model`` (its family read from the checkpoint) indexing
+        into the folder ``index``; see :func:`mmrag.pipeline.startup.config_for_model`.
+
+        Example:
+            >>> Pipeline.from_pretrained("vidore/colqwen2-v1.0-hf", index="my_i").config.store.path
+            'my_i'
+        """
+        from mmrag.pipeline.startup import config_for_model
+
+        return cls(config_for_model(model, str(index), collection, device, config_overrides))
 
     # -- components (lazy) -----------------------------------------------------------------------
 
@@ -121,12 +145,9 @@ class Pipeline:
 
     @property
     def store(self) -> VectorStore:
-        """The vector store (opened, or created with :meth:`schema`, on first use).
-
-        The schema is computed only once an existing embedded store is opened (its folder
-        locked), so a store in use elsewhere, damaged or of an old layout fails before the
-        embedder's model loads.
-        """
+        """The vector store, opened (or created with :meth:`schema`) on first use. The schema
+        is computed once an embedded store's folder is locked, so a store in use elsewhere,
+        damaged or of an old layout fails before the embedder's model loads."""
         if self._store is None:
             from mmrag.store import open_store
 
@@ -219,11 +240,15 @@ class Pipeline:
                 on_progress=on_progress,
                 labels=labels,
             )
+        from mmrag.pipeline.startup import load_models
+
+        store = self.store  # a locked or mismatched store fails before the model loads
+        load_models(self, ["embedder"])  # a step of its own: the job's rate excludes it
         return index_sources(
             sources,
             labels=labels,
             embedder=self.embedder,
-            store=self.store,
+            store=store,
             pooler=self.pooler,
             assets=self.assets,
             ingest=self.config.ingest,
@@ -270,27 +295,29 @@ class Pipeline:
 
     def evaluate(
         self,
-        dataset: str | os.PathLike[str],
+        dataset: str | os.PathLike[str] | BeirDataset,
         *,
         plans: Iterable[str] | None = None,
         ks: Iterable[int] = (5, 10),
         max_queries: int | None = None,
+        split: str = "test",
+        on_progress: Callable[[int], None] | None = None,
     ) -> EvalReport:
-        """Index a BEIR-layout dataset into its own collection and compare retrieval plans.
-
-        Default plans: the configured one and, for multi-vector embedders, exact MaxSim over
-        ``full`` (so the table shows what pooling costs and saves).
+        """Index a dataset (a BEIR folder, a Hugging Face id such as ``vidore/esg_reports_v2``
+        or a local copy: ``mmrag eval --help``) into its own collection and compare retrieval
+        plans; ``on_progress(n)`` follows the indexing. Default plans: the configured one and,
+        for multi-vector embedders, exact MaxSim over ``full`` (what pooling costs and saves).
         """
-        from mmrag.pipeline.evaluate import evaluate, load_beir
+        from mmrag.pipeline.evaluate import BeirDataset, evaluate, open_dataset
         from mmrag.store import open_store
 
-        data = load_beir(Path(dataset))
+        data = dataset if isinstance(dataset, BeirDataset) else open_dataset(dataset, split)
         ks = tuple(ks)
         if plans is None:
             plans = [str(self.plan())]
             if self.embedder.kind == "multi":
                 plans.append(f"full@{max(*ks, 10)}")
-        name = re.sub(r"[^A-Za-z0-9_-]", "_", Path(dataset).resolve().name)[:64]
+        name = re.sub(r"[^A-Za-z0-9_-]", "_", data.name)[:64]
         store_config = self.config.store.model_copy(
             update={"collection": f"{self.config.store.collection}-eval-{name}"}
         )
@@ -304,6 +331,7 @@ class Pipeline:
                 ks,
                 pooler=self.pooler,
                 max_queries=max_queries,
+                on_progress=on_progress,
             )
         finally:
             store.close()
@@ -312,13 +340,15 @@ class Pipeline:
         """Remove every item of ``source`` (any spelling of its path: it is made canonical)
         and its page images; with ``tenant``, only that tenant's. Returns how many were
         removed. A byte-identical copy at another path is another source and stays."""
+        from mmrag.pipeline.startup import stored
         from mmrag.store.records import SearchFilter
 
         where = SearchFilter.build(source=canonical_source(source), tenant=tenant)
-        ids = [r.id for r in self.store.iter_records(where)]
-        if ids:
-            self.store.delete(ids)
-            self.assets.delete(ids)
+        with stored(self._store, self.config.store, self.schema) as store:  # no embedder needed
+            ids = [r.id for r in store.iter_records(where)] if store is not None else []
+            if ids and store is not None:
+                store.delete(ids)
+                self.assets.delete(ids)
         return len(ids)
 
     def sources(self, *, tenant: str | None = None) -> list[str]:
@@ -330,10 +360,12 @@ class Pipeline:
     ) -> dict[str, int]:
         """Each indexed source (matching ``filter``; ``tenant``'s only, when given) and its
         number of pages / images / frames."""
+        from mmrag.pipeline.startup import stored
         from mmrag.store.records import SearchFilter
 
         where = (filter or SearchFilter()).canonical().for_tenant(tenant)
-        return self.store.source_counts(None if where.is_empty else where)
+        with stored(self._store, self.config.store, self.schema) as store:  # no embedder needed
+            return {} if store is None else store.source_counts(None if where.is_empty else where)
 
     def close(self) -> None:
         """Close the store (releases the embedded folder's lock)."""
@@ -352,6 +384,91 @@ class Pipeline:
             f"Pipeline(embedder={self.config.embedder.type!r}, "
             f"store={self.config.store.backend!r}, plan={self.config.retrieval.plan!r})"
         )
+
+    # -- async, and one caller at a time ---------------------------------------------------------
+
+    @property
+    def lock(self) -> threading.RLock:
+        """This pipeline's lock (re-entrant): the embedder loads lazily and the embedded store
+        is one folder, so the async methods and the LangChain integrations hold it for each
+        call, and calls through one pipeline run one at a time. Hold it too when calling the
+        sync methods from several threads: ``with pipe.lock: pipe.search(...)``."""
+        lock = self.__dict__.get("_lock")
+        if lock is None:  # dict.setdefault is atomic: two first callers get one lock
+            lock = self.__dict__.setdefault("_lock", threading.RLock())
+        return lock
+
+    async def _locked_in_thread(self, method: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        import asyncio
+
+        def call() -> T:
+            with self.lock:
+                return method(*args, **kwargs)
+
+        return await asyncio.to_thread(call)
+
+    async def aindex(
+        self, sources: Iterable[str | os.PathLike[str]] | str | os.PathLike[str], **options: Any
+    ) -> IndexReport:
+        """:meth:`index` (same keyword arguments) in a worker thread, holding :attr:`lock`;
+        ``on_progress`` / ``on_status`` are called from that thread. Cancelling the awaiting
+        task does not stop a job that has started (run it again to resume)."""
+        return await self._locked_in_thread(self.index, sources, **options)
+
+    async def asearch(self, query: QueryLike, **options: Any) -> list[Hit]:
+        """:meth:`search` (same keyword arguments) in a worker thread, holding :attr:`lock`:
+        the event loop stays free; concurrent calls on one pipeline run one after another
+        (``await asyncio.gather(*(pipe.asearch(q) for q in queries))``)."""
+        return await self._locked_in_thread(self.search, query, **options)
+
+    async def aask(self, question: str, **options: Any) -> Answer:
+        """:meth:`ask` (same keyword arguments) in a worker thread, holding :attr:`lock`;
+        ``on_token`` is called from that thread (use ``loop.call_soon_threadsafe`` to hand
+        tokens to the event loop)."""
+        return await self._locked_in_thread(self.ask, question, **options)
+
+    def index_data(
+        self,
+        data: Iterable[Any],
+        *,
+        metadata: MetadataArg = None,
+        tenant: str | None = None,
+        force: bool = False,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> IndexReport:
+        """Index in-memory content: ``(name, bytes)``, ``(name, str)`` and ``(name, PIL image)``
+        pairs, PIL images and LangChain ``Document``\\ s (see :mod:`mmrag.pipeline.ingest.memory`).
+
+        Each entry is the source ``memory://<name>`` (a Document: its ``id``, else
+        ``document-<hash>``), so indexing it again skips it and ``delete("memory://<name>")``
+        removes it. ``metadata`` as in :meth:`index`; a Document's own metadata wins.
+
+        Example:
+            >>> pipe.index_data([("q1.pdf", pdf), ("memo", "Revenue grew.")])  # doctest: +SKIP
+        """
+        from mmrag.pipeline.indexing import Labels, index_items
+        from mmrag.pipeline.ingest.memory import DataIngest
+
+        with DataIngest(data, self.config.ingest) as ingest:
+
+            def fields(source: str) -> dict[str, Any]:
+                given = metadata(source) if callable(metadata) else metadata
+                return {**(given or {}), **ingest.metadata_of(source)}
+
+            report = IndexReport()
+            index_items(
+                ingest.items(report),
+                embedder=self.embedder,
+                store=self.store,
+                pooler=self.pooler,
+                assets=self.assets,
+                report=report,
+                force=force,
+                on_progress=on_progress,
+                labels=Labels(fields, tenant=tenant, sidecars=False),
+            )
+        report.sources = len(ingest.sources)
+        return report
 
 
 #: Indexing engines other than the local job: name → "module:function" of a driver taking

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mmrag.errors import ConfigError
+from mmrag.pipeline.startup import load_models
 from mmrag.types import Answer, Hit
 
 if TYPE_CHECKING:
@@ -31,12 +32,18 @@ if TYPE_CHECKING:
     from mmrag.pipeline.pipeline import Pipeline
     from mmrag.store.records import SearchFilter
 
-__all__ = ["Retrieved", "answer", "retrieve"]
+__all__ = ["NOTHING_RETRIEVED", "Retrieved", "answer", "retrieve"]
+
+
+def _load(seconds: float) -> dict[str, float]:
+    """``{"load": seconds}`` when a model loaded during the call, else nothing."""
+    return {"load": seconds} if seconds > 0 else {}
 
 
 @dataclass
 class Retrieved:
-    """Hits for a query and the seconds each stage took (``retrieve``, ``rerank``)."""
+    """Hits for a query and the seconds each stage took (``retrieve``, ``rerank``; ``load``
+    when a model loaded during the call, kept out of the others)."""
 
     hits: list[Hit]
     timings: dict[str, float] = field(default_factory=dict)
@@ -62,6 +69,7 @@ def retrieve(
     reranker = pipeline.reranker if rerank else None
     coerced = Query.coerce(query)
     store = pipeline.store  # opened first: a locked or damaged store fails before a model loads
+    loaded = load_models(pipeline, ["embedder"] + (["reranker"] if reranker is not None else []))
     start = time.perf_counter()
     (embedding,) = pipeline.embedder.embed_queries([coerced])
     retriever = Retriever(
@@ -73,7 +81,7 @@ def retrieve(
         hnsw_ef=pipeline.config.retrieval.hnsw_ef,
     )
     hits = retriever.search(embedding, text=coerced.text, filter=filter)
-    timings = {"retrieve": time.perf_counter() - start}
+    timings = {**_load(sum(loaded.values())), "retrieve": time.perf_counter() - start}
     if reranker is not None:
         start = time.perf_counter()
         context = RerankContext(query_embedding=embedding, store=pipeline.store)
@@ -94,7 +102,14 @@ def answer(
     """Answer ``question`` from the index: retrieve → rerank → generate, with citations.
 
     ``Answer.timings`` has ``retrieve``, ``rerank`` (0 without a reranker), ``generate`` and
-    ``total`` in seconds.
+    ``total`` in seconds, and ``load`` when models had to load during this call (not counted
+    in the stages; ``total`` includes it).
+
+    When nothing is retrieved (an empty index, a filter nothing matches) the generator is not
+    run: the answer's text says so (and goes to ``on_token``), with no sources. ``k`` (default:
+    ``retrieval.top_k``, at most the generator's ``max_images``) pages are retrieved; a ``k``
+    over ``max_images`` retrieves ``k`` but the generator is shown the best ``max_images``, and
+    ``Answer.notes`` says so.
     """
     if not question or not question.strip():
         raise ConfigError("the question is empty")
@@ -104,12 +119,26 @@ def answer(
             "no generator is configured: add a [generator] section, e.g. type = "
             '"transformers", init_parameters = { model = "HuggingFaceTB/SmolVLM-256M-Instruct" }'
         )
+    limit = getattr(getattr(generator, "settings", None), "max_images", None)
+    notes = []
+    if k is None and isinstance(limit, int):
+        k = min(pipeline.config.retrieval.top_k, limit)
+    elif k is not None and isinstance(limit, int) and k > limit:
+        notes.append(
+            f"k={k} pages were retrieved, but the generator is shown at most {limit} "
+            f"(generator.init_parameters.max_images = {limit}): the answer is from the best "
+            f"{limit}. Raise max_images to show it more."
+        )
     start = time.perf_counter()
     retrieved = retrieve(pipeline, question, k=k, plan=plan, filter=filter)
+    if not retrieved.hits:
+        return _nothing_retrieved(retrieved, start, filter, on_token)
+    loaded = load_models(pipeline, ["generator"])  # only once there is something to answer from
     generated_at = time.perf_counter()
     result = generator.generate(question, retrieved.hits, on_token=on_token)
     end = time.perf_counter()
     timings = {
+        **_load(retrieved.timings.get("load", 0.0) + sum(loaded.values())),
         "retrieve": retrieved.timings["retrieve"],
         "rerank": retrieved.timings.get("rerank", 0.0),
         "generate": end - generated_at,
@@ -121,4 +150,33 @@ def answer(
         usage=result.usage,
         timings=timings,
         sources=result.sources,
+        notes=[*result.notes, *notes],
     )
+
+
+#: ``Answer.text`` when no page or frame was retrieved (the generator is not run).
+NOTHING_RETRIEVED = (
+    "No indexed page or frame matched, so there is nothing to answer from: no answer was generated."
+)
+
+
+def _nothing_retrieved(
+    retrieved: Retrieved,
+    start: float,
+    filter: SearchFilter | None,
+    on_token: Callable[[str], None] | None,
+) -> Answer:
+    if filter is not None and not filter.is_empty:
+        note = "Nothing matches the filter (sources, modality, metadata or tenant) in the index."
+    else:
+        note = "The index is empty: index some files first (e.g. `mmrag index PATH`)."
+    if on_token is not None:
+        on_token(NOTHING_RETRIEVED)
+    timings = {
+        **_load(retrieved.timings.get("load", 0.0)),
+        "retrieve": retrieved.timings["retrieve"],
+        "rerank": retrieved.timings.get("rerank", 0.0),
+        "generate": 0.0,
+        "total": time.perf_counter() - start,
+    }
+    return Answer(text=NOTHING_RETRIEVED, timings=timings, notes=[note])

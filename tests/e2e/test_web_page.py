@@ -1,4 +1,5 @@
-"""The document-QA web page in headless Chromium: upload, watch indexing, ask, see cited pages.
+"""The document-QA web page in headless Chromium: upload, watch indexing, ask (the answer
+streams in), see and enlarge the cited pages.
 
 A real uvicorn server over a tiny-model pipeline (tiny ColModernVBert, tiny SmolVLM generator),
 driven through the page only. Screenshots of each step are saved as test artifacts.
@@ -36,7 +37,8 @@ def _config(index: Path, embedder: Path, generator: Path | None) -> PipelineConf
     if generator is not None:
         data["generator"] = {
             "type": "transformers",
-            "init_parameters": {"model": str(generator), "max_new_tokens": 8, "device": "cpu"},
+            # enough tokens that the answer streams in over many pieces (and a moment)
+            "init_parameters": {"model": str(generator), "max_new_tokens": 48, "device": "cpu"},
         }
     return PipelineConfig.from_dict(data)
 
@@ -48,14 +50,67 @@ def _upload_and_wait(page, files: list[Path]) -> None:
 
 
 def _cited_thumbnails_loaded(page) -> int:
-    """Wait until every cited thumbnail has decoded; returns how many there are."""
-    page.wait_for_selector("#answer:not([hidden]) .citation img", timeout=180_000)
+    """Wait until the answer is complete and every cited thumbnail has decoded; returns how
+    many there are."""
+    page.wait_for_selector("#answer[data-state=done] .citation img", timeout=180_000)
     page.wait_for_function(
         "() => [...document.querySelectorAll('.citation img')]"
         ".every((img) => img.complete && img.naturalWidth > 0)",
         timeout=30_000,
     )
     return page.locator(".citation img").count()
+
+
+#: Records, in order, every change of the answer's state (`data-state`, with the value it had
+#: before) and every change to the answer text's children.
+_WATCH_ANSWER = """() => {
+  window.answerLog = [];
+  const answer = document.getElementById('answer');
+  const text = document.getElementById('answer-text');
+  new MutationObserver((records) => {
+    for (const r of records) {
+      if (r.type === 'attributes') window.answerLog.push({kind: 'state', old: r.oldValue});
+      else if (r.target === text) window.answerLog.push(
+        {kind: 'text', added: r.addedNodes.length, removed: r.removedNodes.length});
+    }
+  }).observe(answer, {attributes: true, attributeFilter: ['data-state'],
+                      attributeOldValue: true, childList: true, subtree: true});
+}"""
+
+
+def _text_changes_by_state(page) -> list[tuple[str | None, dict]]:
+    """The answer text's changes logged by ``_WATCH_ANSWER``, each with the state it happened in."""
+    log = page.evaluate("window.answerLog")
+    state = page.locator("#answer").get_attribute("data-state")
+    changes = []
+    for entry in reversed(log):
+        if entry["kind"] == "state":
+            state = entry["old"]  # what the state was before this change
+        else:
+            changes.append((state, entry))
+    return changes[::-1]
+
+
+def _throttle(bytes_per_s: int) -> dict:
+    """DevTools network conditions: downloads at ``bytes_per_s`` (-1: no limit)."""
+    return {
+        "offline": False,
+        "latency": 0,
+        "downloadThroughput": bytes_per_s,
+        "uploadThroughput": -1,
+    }
+
+
+def _pieces_on_one_line(page, selector: str) -> list[int]:
+    """For each text piece of ``selector`` (the parts between its <wbr>s): how many lines it
+    is laid out on."""
+    return page.locator(selector).evaluate(
+        """(el) => [...el.childNodes].filter((n) => n.nodeType === Node.TEXT_NODE).map((n) => {
+             const range = document.createRange();
+             range.selectNodeContents(n);
+             return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
+           })"""
+    )
 
 
 def test_upload_index_ask_and_see_cited_pages(
@@ -69,6 +124,11 @@ def test_upload_index_ask_and_see_cited_pages(
         page.goto(url)
         page.wait_for_selector("#status:has-text('pages / frames indexed')")
         assert page.locator("#key-panel").is_hidden()  # no API key on this server
+        banner = page.locator("#stand-in-banner")  # tiny models: the page says so
+        assert banner.is_visible()
+        assert "meaningless" in banner.inner_text()
+        assert "ModernVBERT/colmodernvbert-merged" in banner.inner_text()
+        assert "SmolVLM2-256M-Video-Instruct" in banner.inner_text()
 
         _upload_and_wait(page, [PDF, PNG])
         progress = page.locator("#progress-text").inner_text()
@@ -79,19 +139,84 @@ def test_upload_index_ask_and_see_cited_pages(
         assert page.locator("#source-count").inner_text() == "2"
         page.screenshot(path=str(artifacts_dir / "web-01-indexed.png"), full_page=True)
 
+        # the answer streams in: the text grows piece by piece before the final answer.
+        # Chromium's own throttling (3 kB/s) spreads the stream out: the short token events
+        # arrive first, the final answer event (kilobytes: sources, citations) seconds later.
+        page.evaluate(_WATCH_ANSWER)
         page.fill("#question", "How much did revenue grow in 2024?")
         page.fill("#k", "2")
+        devtools = page.context.new_cdp_session(page)
+        devtools.send("Network.enable")
+        devtools.send("Network.emulateNetworkConditions", _throttle(3000))
         page.click("#ask")
+        page.wait_for_selector("#answer[data-state=streaming]", timeout=180_000)
+        assert page.locator("#answer-text").inner_text().strip()  # text before the answer event
+        assert page.locator(".citation").count() == 0
+        assert "Writing the answer" in page.locator("#answer-meta").inner_text()
+        page.screenshot(path=str(artifacts_dir / "web-02-answer-streaming.png"), full_page=True)
+        page.wait_for_selector("#answer[data-state=done]", timeout=180_000)
+        devtools.send("Network.emulateNetworkConditions", _throttle(-1))
         assert 1 <= _cited_thumbnails_loaded(page) <= 2
+        changes = _text_changes_by_state(page)
+        grew = [c for state, c in changes if state == "streaming" and not c["removed"]]
+        assert len(grew) >= 2, changes  # shown in at least two pieces before the answer event
         meta = page.locator("#answer-meta").inner_text()
         assert "generate" in meta and "retrieve" in meta  # the answer came from /ask
-        assert page.locator("#answer-text").inner_text().strip()
+        answer = page.locator("#answer-text").inner_text().strip()
+        assert answer
         for text in page.locator(".citation .score").all_inner_texts():
             assert re.fullmatch(r"score -?\d+\.\d{3} \(global .* full -?\d+\.\d{3}\)", text), text
+
+        # tidy citations: the file name (whole path on hover), where in it, breaks at _ - .
         refs = page.locator(".citation .ref").all_inner_texts()
-        assert all(re.match(r"\[\d\] \S+", ref) for ref in refs), refs
+        assert all(re.fullmatch(r"\[\d\] \S+\.(pdf|png)", ref) for ref in refs), refs
         assert any(PDF.name in ref or PNG.name in ref for ref in refs), refs
-        page.screenshot(path=str(artifacts_dir / "web-02-answer.png"), full_page=True)
+        for ref in page.locator(".citation .ref").all():
+            title = ref.get_attribute("title")
+            assert Path(title).is_absolute() and ref.inner_text().endswith(Path(title).name)
+            assert ref.locator("wbr").count() >= 1
+            assert ref.evaluate("el => el.getBoundingClientRect().width") < 260
+        wheres = page.locator(".citation .where").all_inner_texts()
+        assert all(re.fullmatch(r"page \d+( \(printed “.+”\))?|image", w) for w in wheres), wheres
+        for n in range(page.locator(".citation .file").count()):
+            lines = _pieces_on_one_line(page, f".citation >> nth={n} >> .file")
+            assert lines and all(count == 1 for count in lines), lines  # no break mid-piece
+        page.screenshot(path=str(artifacts_dir / "web-03-answer.png"), full_page=True)
+
+        # click a thumbnail: the full page opens in a modal view; Esc closes it
+        thumb = page.locator(".citation .thumb").first
+        small = thumb.locator("img").evaluate("img => img.naturalHeight")
+        thumb.click()
+        page.wait_for_selector("#viewer[open]")
+        page.wait_for_function(
+            "() => { const img = document.getElementById('viewer-img');"
+            " return img.src && img.complete && img.naturalWidth > 0; }"
+        )
+        assert page.locator("#viewer-img").evaluate("img => img.naturalHeight") > small
+        assert page.locator("#viewer").evaluate("d => d.matches(':modal')")
+        assert page.get_by_role("dialog").get_attribute("aria-labelledby") == "viewer-title"
+        title = page.locator("#viewer-title").inner_text()
+        assert re.search(r"\.(pdf|png) · (page \d+|image)", title), title
+        assert page.evaluate("document.activeElement.id") == "viewer-close"
+        page.screenshot(path=str(artifacts_dir / "web-04-page-enlarged.png"))
+        page.keyboard.press("Escape")
+        page.wait_for_selector("#viewer", state="hidden")
+        assert page.evaluate("document.activeElement.classList.contains('thumb')")
+
+        # a new question clears the previous answer at once (before anything comes back)
+        page.fill("#question", "What did the customer survey find?")
+        sent = page.evaluate(
+            """() => {
+              document.getElementById('ask').click();
+              const answer = document.getElementById('answer');
+              return {state: answer.dataset.state, busy: answer.getAttribute('aria-busy'),
+                      text: document.getElementById('answer-text').textContent,
+                      cards: document.querySelectorAll('.citation').length};
+            }"""
+        )
+        assert sent == {"state": "pending", "busy": "true", "text": "", "cards": 0}, sent
+        assert _cited_thumbnails_loaded(page) >= 1
+        assert page.locator("#answer").get_attribute("aria-busy") == "false"
         assert errors == []
 
 
@@ -110,6 +235,8 @@ def test_api_key_and_search_only_server(
         page.click("#save-key")
         page.wait_for_selector("#key-panel[hidden]", state="attached")
         assert "No generator" in page.locator("#mode-note").inner_text()
+        banner = page.locator("#stand-in-banner").inner_text()
+        assert "embedder" in banner and "generator" not in banner
 
         _upload_and_wait(page, [PNG])
         page.fill("#question", "customer survey")
@@ -118,4 +245,13 @@ def test_api_key_and_search_only_server(
         src = page.locator(".citation img").get_attribute("src")
         assert src.startswith("blob:")  # fetched with the key header, shown from memory
         assert "The best-matching pages" in page.locator("#answer-text").inner_text()
-        page.screenshot(path=str(artifacts_dir / "web-03-search-only-with-key.png"))
+        assert page.locator(".citation .where").inner_text() == "image"
+        page.screenshot(path=str(artifacts_dir / "web-05-search-only-with-key.png"))
+
+        page.locator(".citation .thumb").click()  # the large view fetches with the key too
+        page.wait_for_function(
+            "() => document.getElementById('viewer-img').src.startsWith('blob:')"
+            " && document.getElementById('viewer-img').naturalWidth > 0"
+        )
+        page.click("#viewer-close")
+        page.wait_for_selector("#viewer", state="hidden")

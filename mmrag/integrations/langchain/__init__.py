@@ -15,7 +15,16 @@ the retrieved text with a numbered citation per document; with
 ``response_format="content_and_artifact"`` (the default) the ``ToolMessage`` also carries the
 ``Document`` s as its artifact, so an agent can show the cited page images.
 
+:class:`MmragVectorStore` is a LangChain ``VectorStore`` over a pipeline (``add_documents``,
+``similarity_search``, ``delete``, ``get_by_ids``, ``as_retriever``): text documents are
+rendered to pages and embedded by the pipeline's multimodal embedder, or, given a LangChain
+``embedding``, embedded by it (:class:`LangChainEmbedder`); it passes LangChain's standard
+vector-store tests.
+
 Modules: :mod:`~mmrag.integrations.langchain.retriever` (:class:`MmragRetriever`),
+:mod:`~mmrag.integrations.langchain.vectorstore` (:class:`MmragVectorStore`),
+:mod:`~mmrag.integrations.langchain.pages` (``Document`` s as rendered pages),
+:mod:`~mmrag.integrations.langchain.embeddings` (:class:`LangChainEmbedder`),
 :mod:`~mmrag.integrations.langchain.documents` (hits as ``Document`` s, with their page images)
 and :mod:`~mmrag.integrations.langchain.tool` (the agent tool and its cited text).
 
@@ -30,6 +39,7 @@ Example:
 """
 
 from mmrag.integrations.langchain.documents import ImageMode, hit_to_document
+from mmrag.integrations.langchain.embeddings import LangChainEmbedder
 from mmrag.integrations.langchain.retriever import MmragRetriever
 from mmrag.integrations.langchain.tool import (
     DEFAULT_TOOL_DESCRIPTION,
@@ -37,12 +47,15 @@ from mmrag.integrations.langchain.tool import (
     create_mmrag_tool,
     format_documents,
 )
+from mmrag.integrations.langchain.vectorstore import MmragVectorStore
 
 __all__ = [
     "DEFAULT_TOOL_DESCRIPTION",
     "DEFAULT_TOOL_NAME",
     "ImageMode",
+    "LangChainEmbedder",
     "MmragRetriever",
+    "MmragVectorStore",
     "create_mmrag_tool",
     "format_documents",
     "hit_to_document",

@@ -5,8 +5,6 @@ per-call ``k``, ``plan``, ``filter``, ``image`` and ``rerank``."""
 from __future__ import annotations
 
 import os
-import threading
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
@@ -36,20 +34,6 @@ from mmrag.types import IndexReport
 __all__ = ["MmragRetriever"]
 
 _FILTER_KEYS = ("source", "modality", "pages", "metadata", "ranges", "where")
-
-# One lock per pipeline: the embedder loads lazily and the embedded store is one folder, so
-# searches through one pipeline (sync callers in threads, ainvoke's worker threads) run one at
-# a time.
-_LOCKS: weakref.WeakKeyDictionary[Pipeline, threading.Lock] = weakref.WeakKeyDictionary()
-_LOCKS_GUARD = threading.Lock()
-
-
-def _pipeline_lock(pipeline: Pipeline) -> threading.Lock:
-    with _LOCKS_GUARD:
-        lock = _LOCKS.get(pipeline)
-        if lock is None:
-            lock = _LOCKS[pipeline] = threading.Lock()
-        return lock
 
 
 def _widen(plan: Plan, k: int) -> Plan:
@@ -200,7 +184,7 @@ class MmragRetriever(BaseRetriever):
         where = _coerce_filter(filter) if filter is not None else self.filter
         if self.tenant is not None:
             where = (where or SearchFilter()).for_tenant(self.tenant)
-        with _pipeline_lock(self.pipeline):
+        with self.pipeline.lock:  # one call at a time per pipeline (Pipeline.lock)
             resolved = self.pipeline.plan(plan if plan is not None else self.plan)
             if k > resolved.limit:
                 resolved = _widen(resolved, k)
@@ -272,7 +256,7 @@ class MmragRetriever(BaseRetriever):
             >>> retriever.add_sources(["reports/"], metadata={"dept": "finance"})  # doctest: +SKIP
             >>> retriever.invoke("revenue", filter={"where": ["dept=finance"]})  # doctest: +SKIP
         """
-        with _pipeline_lock(self.pipeline):
+        with self.pipeline.lock:
             return self.pipeline.index(sources, metadata=metadata, tenant=self.tenant, force=force)
 
     # -- as a tool -------------------------------------------------------------------------------

@@ -183,6 +183,7 @@ def _install_health(app: FastAPI, service: Service) -> None:
             tenant=tenant,
             ask_available=service.ask_available,
             generator=model_name(pipe.config.generator),
+            stand_ins=dict(service.stand_ins),
             items=items,
             max_upload_mb=float(megabytes(service.max_upload_bytes)),
             paths_allowed=bool(service.allowed_roots),

@@ -20,10 +20,15 @@ from mmrag.integrations.server.schemas import DeletedOut, IndexPathIn, JobOut, S
 from mmrag.integrations.server.service import API_PREFIX, Service, caller, megabytes
 from mmrag.types import canonical_source, check_metadata
 
-__all__ = ["install_index_routes"]
+__all__ = ["MAX_PATH_CHARS", "check_path_length", "install_index_routes", "shown"]
 
 _CHUNK = 1 << 20
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ ()+-]")
+
+#: The longest path or source a request may name (Linux PATH_MAX), and the longest name in it
+#: (NAME_MAX, in bytes): longer ones are refused with 400 before touching the file system.
+MAX_PATH_CHARS = 4096
+MAX_NAME_BYTES = 255
 
 _METADATA_FORM = (
     'Your own fields for every file, as a JSON object, e.g. `{"dept": "hr", "year": 2024}`: '
@@ -104,18 +109,28 @@ def install_index_routes(app: FastAPI, service: Service) -> None:
         raw = body.path.strip()
         if not raw or "\x00" in raw:
             raise HTTPException(400, "path must be a non-empty file or directory path")
+        check_path_length(raw, "path")
         if ".." in Path(raw).parts:
-            raise HTTPException(400, f"{raw}: '..' is not allowed in paths")
+            raise HTTPException(400, f"{shown(raw)}: '..' is not allowed in paths")
         if any(ch in raw for ch in "*?["):
-            raise HTTPException(400, f"{raw}: glob patterns are not accepted; name a directory")
+            raise HTTPException(
+                400, f"{shown(raw)}: glob patterns are not accepted; name a directory"
+            )
         candidate = Path(raw).expanduser()
         if not candidate.is_absolute():
             candidate = service.allowed_roots[0] / candidate
-        refusal = service.check_path(str(candidate), tenant)
+        check_path_length(str(candidate), "path")
+        try:
+            refusal = service.check_path(str(candidate), tenant)
+            exists = candidate.exists()
+        except OSError as error:  # e.g. ENAMETOOLONG on a file system with shorter limits
+            raise HTTPException(
+                400, f"{shown(raw)}: not a usable path on the server ({error.strerror or error})"
+            ) from error
         if refusal is not None:
             raise HTTPException(403, refusal)
-        if not candidate.exists():
-            raise HTTPException(404, f"{raw}: no such file or directory on the server")
+        if not exists:
+            raise HTTPException(404, f"{shown(raw)}: no such file or directory on the server")
         service.ready()
         job = service.jobs.submit(
             [str(candidate)],
@@ -155,10 +170,13 @@ def install_index_routes(app: FastAPI, service: Service) -> None:
     ) -> DeletedOut:
         """Remove a source's pages / frames and their images (yours only), and its uploaded
         file when it is in your upload folder. 404 when it is not one of your sources."""
+        check_path_length(source, "source")
         pipe = service.ready()
         canonical = canonical_source(source)
         if canonical not in pipe.sources(tenant=tenant):
-            raise HTTPException(404, f"{source}: not in the index (see GET {prefix}/sources)")
+            raise HTTPException(
+                404, f"{shown(source)}: not in the index (see GET {prefix}/sources)"
+            )
         removed = pipe.delete(canonical, tenant=tenant)
         uploaded = Path(canonical)
         folders = {service.uploads_for(tenant)}
@@ -167,6 +185,36 @@ def install_index_routes(app: FastAPI, service: Service) -> None:
         if uploaded.parent in folders and uploaded.is_file():
             uploaded.unlink()
         return DeletedOut(source=source, removed=removed)
+
+
+def shown(text: str, most: int = 120) -> str:
+    """``text`` for a message: cut in the middle when longer than ``most`` characters."""
+    if len(text) <= most:
+        return text
+    return f"{text[: most // 2]}…{text[-most // 3 :]} ({len(text):,} characters)"
+
+
+def check_path_length(text: str, what: str = "path") -> None:
+    """Refuse (400) a path or source longer than :data:`MAX_PATH_CHARS` characters, or with a
+    name in it longer than :data:`MAX_NAME_BYTES` bytes: no file system has such a file, and
+    asking it raises ``File name too long``."""
+    if len(text) > MAX_PATH_CHARS:
+        raise HTTPException(
+            400,
+            f"{what} is too long: {len(text):,} characters (at most {MAX_PATH_CHARS:,}): "
+            f"{shown(text, 60)}",
+        )
+    if "://" in text:  # a URI source (memory://…, https://…) is not a file-system path
+        return
+    longest = max(
+        (len(part.encode("utf-8", "surrogatepass")) for part in Path(text).parts), default=0
+    )
+    if longest > MAX_NAME_BYTES:
+        raise HTTPException(
+            400,
+            f"{what} has a name of {longest:,} bytes; a file or folder name has at most "
+            f"{MAX_NAME_BYTES} bytes: {shown(text, 60)}",
+        )
 
 
 def _parse_metadata(text: str | None) -> dict[str, Any] | None:

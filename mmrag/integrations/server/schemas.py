@@ -1,6 +1,6 @@
 """Request and response bodies of the HTTP API (they document its OpenAPI schema)."""
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,6 +38,13 @@ class HealthOut(BaseModel):
     )
     ask_available: bool = Field(description="Whether a generator is configured for /ask.")
     generator: str | None = Field(None, description="The generator's model, if any.")
+    stand_ins: dict[str, str] = Field(
+        default_factory=dict,
+        description="The components running on tiny random test models (`mmrag.testing`'s, "
+        "as the offline quickstart uses): role (`embedder`, `reranker`, `generator`) → the real "
+        "model each stands in for. Their rankings and answers are meaningless. Empty: none.",
+        examples=[{"embedder": "ModernVBERT/colmodernvbert-merged"}],
+    )
     items: int | None = Field(
         description="Pages / frames in the index (a tenant's key: that tenant's; on a server "
         "with tenants, `null` without a valid key)."
@@ -110,7 +117,9 @@ class AskIn(BaseModel):
     question: str = Field(min_length=1, max_length=4000)
     k: int | None = Field(None, ge=1, le=100, description="Pages to cite (default: config).")
     plan: str | None = Field(None, description="Retrieval plan, e.g. `global@100 -> full@5`.")
-    source: list[str] | None = Field(None, description="Only these sources.")
+    source: list[Annotated[str, Field(max_length=4096)]] | None = Field(
+        None, description="Only these sources."
+    )
     modality: list[Literal["pdf_page", "image", "video_frame", "text"]] | None = None
     filter: list[str] | None = Field(
         None, description=_FILTER, examples=[["dept=hr", "year>=2020"]]
@@ -123,6 +132,12 @@ class AnswerOut(BaseModel):
     sources: list[HitOut] = Field(description="Every page shown to the generator: [n] is n-th.")
     usage: dict[str, int]
     timings: dict[str, float] = Field(description="Seconds: retrieve, rerank, generate, total.")
+    notes: list[str] = Field(
+        default_factory=list,
+        description="How the answer was made, when the caller should know: fewer pages shown "
+        "than `k` (the generator's max_images), or nothing retrieved (then no answer is "
+        "generated and `text` says so).",
+    )
 
 
 class SourcesOut(BaseModel):

@@ -25,6 +25,7 @@ __all__ = [
     "caller",
     "megabytes",
     "model_name",
+    "stand_ins",
     "version",
 ]
 
@@ -71,6 +72,7 @@ class Service:
         self.ask_lock = threading.Lock()  # one generation at a time (the model is shared)
         self.open_lock = threading.Lock()
         self.jobs = JobManager(pipeline)
+        self.stand_ins = stand_ins(pipeline.config)  # tiny test models: shown as a banner
         self._opened = False
 
     # -- keys and tenants ------------------------------------------------------------------------
@@ -122,21 +124,24 @@ class Service:
     def ask_available(self) -> bool:
         return self.pipeline.config.generator is not None
 
-    def load_generator(self) -> None:
-        """Load the generator's model (call under ``ask_lock``); 503 if it cannot be had."""
-        spec = self.pipeline.config.generator
-        if spec is None:
+    def require_generator(self) -> None:
+        """503 (``FeatureNotAvailableError``) when no generator is configured."""
+        if self.pipeline.config.generator is None:
             raise FeatureNotAvailableError(
                 "no generator is configured, so questions cannot be answered; add a "
                 "[generator] section to the server's config (or use /search)"
             )
+
+    def load_generator(self) -> None:
+        """Load the generator's model (call under ``ask_lock``); 503 if it cannot be had."""
+        self.require_generator()
         generator = self.pipeline.generator
         loader = getattr(generator, "load", None)
         if callable(loader) and not getattr(generator, "is_loaded", True):
             try:
                 loader()
             except OSError as error:
-                model = spec.init_parameters.get("model", spec.type)
+                model = model_name(self.pipeline.config.generator)
                 raise FeatureNotAvailableError(
                     f"the generator model {model} could not be loaded, so questions cannot be "
                     f"answered (use /search): {error}"
@@ -208,6 +213,30 @@ def model_name(spec: Any) -> str | None:
     if spec is None:
         return None
     return str(spec.init_parameters.get("model", spec.type))
+
+
+def stand_ins(config: Any) -> dict[str, str]:
+    """The components that run on tiny random test models: ``{role: the real model each
+    stands in for}`` (their rankings and answers are meaningless; the web page says so).
+
+    ``mmrag.testing`` writes a ``mmrag_tiny.json`` manifest beside every tiny model (the
+    offline quickstart's too); a component whose ``model`` is such a folder is a stand-in.
+    """
+    from mmrag.testing.manifest import MANIFEST_NAME, read_manifest
+
+    found: dict[str, str] = {}
+    for role in ("embedder", "reranker", "generator"):
+        spec = getattr(config, role, None)
+        model = spec.init_parameters.get("model") if spec is not None else None
+        if not isinstance(model, str | os.PathLike) or not str(model):
+            continue
+        folder = Path(model).expanduser()
+        if (folder / MANIFEST_NAME).is_file():
+            try:
+                found[role] = read_manifest(folder).stands_in_for
+            except (OSError, ValueError, TypeError):  # a damaged manifest: still a stand-in
+                found[role] = "a real model"
+    return found
 
 
 def megabytes(size: int) -> str:

@@ -1,12 +1,14 @@
-"""Evaluate retrieval plans side by side on a BEIR-layout dataset (the layout ViDoRe uses).
+"""Evaluate retrieval plans side by side on a retrieval dataset (BEIR folders, and ViDoRe's
+Hugging Face datasets).
 
-Modules: ``datasets`` (BEIR loading), ``metrics``, ``report``, ``harness`` (indexing through
-the indexing job, then the plans).
+Modules: ``datasets`` (the BEIR folder layout), ``hub`` (Hugging Face datasets in ViDoRe's
+layouts, on the Hub or copied locally; :func:`open_dataset` reads any of them), ``metrics``,
+``report``, ``harness`` (indexing through the indexing job, then the plans).
 
-A dataset folder holds ``corpus.jsonl`` (one page per line: ``_id`` and an ``image`` path, or a
+A BEIR folder holds ``corpus.jsonl`` (one page per line: ``_id`` and an ``image`` path, or a
 ``pdf`` path and a 1-based ``page``; optional ``text``), ``queries.jsonl`` (``_id``, ``text``)
 and ``qrels/<split>.tsv`` (``query-id  corpus-id  score``, graded relevance). Paths are relative
-to the dataset folder.
+to the dataset folder. For the Hugging Face layouts see :mod:`mmrag.pipeline.evaluate.hub`.
 
 :func:`evaluate` indexes the corpus with an embedder into a store (skipping pages already
 there), embeds the queries once, then runs each plan over every query, one at a time, and
@@ -26,6 +28,7 @@ Example:
 
 from mmrag.pipeline.evaluate.datasets import BEIR_ID_KEY, BeirDataset, CorpusEntry, load_beir
 from mmrag.pipeline.evaluate.harness import evaluate, index_corpus, run_plan
+from mmrag.pipeline.evaluate.hub import load_folder, load_hub, open_dataset
 from mmrag.pipeline.evaluate.metrics import (
     evaluate_run,
     latency_stats,
@@ -47,9 +50,12 @@ __all__ = [
     "index_corpus",
     "latency_stats",
     "load_beir",
+    "load_folder",
+    "load_hub",
     "metric_names",
     "mrr_at_k",
     "ndcg_at_k",
+    "open_dataset",
     "recall_at_k",
     "run_plan",
 ]

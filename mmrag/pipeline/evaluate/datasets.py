@@ -1,9 +1,11 @@
-"""BEIR-layout datasets (the layout ViDoRe uses).
+"""Evaluation datasets: the BEIR folder layout, and (through :mod:`.hub`) Hugging Face datasets
+in ViDoRe's layouts.
 
-A dataset folder holds ``corpus.jsonl`` (one page per line: ``_id`` and an ``image`` path, or a
+A BEIR folder holds ``corpus.jsonl`` (one page per line: ``_id`` and an ``image`` path, or a
 ``pdf`` path and a 1-based ``page``; optional ``text``), ``queries.jsonl`` (``_id``, ``text``)
 and ``qrels/<split>.tsv`` (``query-id  corpus-id  score``, graded relevance). Paths are relative
-to the dataset folder.
+to the dataset folder. :func:`~mmrag.pipeline.evaluate.hub.open_dataset` takes such a folder,
+a Hugging Face dataset id (``vidore/esg_reports_v2``) or a local copy of one.
 
 Example:
     >>> from mmrag.pipeline.evaluate.datasets import load_beir                 # doctest: +SKIP
@@ -16,12 +18,13 @@ import dataclasses
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmrag.errors import ConfigError
+from mmrag.errors import ConfigError, IngestError
 from mmrag.types import Item, Modality
 
 __all__ = ["BEIR_ID_KEY", "BeirDataset", "CorpusEntry", "load_beir"]
@@ -37,7 +40,17 @@ BEIR_ID_KEY = "beir_id"
 
 @dataclass(frozen=True)
 class CorpusEntry:
-    """One corpus document: a page image, a PDF page, or (text corpora) text only."""
+    """One corpus document: a page image (a file, or bytes from a dataset table), a PDF page,
+    or (text corpora) text only.
+
+    ``blob`` returns the image's bytes on demand (a row of a memory-mapped table), so a corpus
+    of thousands of pages is never held in memory.
+
+    Example:
+        >>> from mmrag.pipeline.evaluate.datasets import CorpusEntry
+        >>> CorpusEntry("d7", text="a text-only page").to_item("e@1").source
+        'corpus:d7'
+    """
 
     id: str
     image: Path | None = None
@@ -45,15 +58,32 @@ class CorpusEntry:
     page: int | None = None
     text: str | None = None
     title: str | None = None
+    blob: Callable[[], bytes] | None = field(default=None, repr=False, compare=False)
 
-    def to_item(self, embedder_id: str = "", *, dpi: int = 144) -> Item:
+    @property
+    def label(self) -> str:
+        """Where the document comes from, as reports name it: its file, else ``corpus:<id>``."""
+        path = self.image if self.image is not None else self.pdf
+        return str(path) if path is not None else f"corpus:{self.id}"
+
+    def to_item(
+        self, embedder_id: str = "", *, dpi: int = 144, spool: str | os.PathLike[str] | None = None
+    ) -> Item:
         """The :class:`~mmrag.types.Item` to embed, read by the ingest stage (same hashing,
-        rendering, EXIF and colour handling as any indexed file); its pixels load lazily."""
-        from mmrag.pipeline.ingest import IngestConfig
+        rendering, EXIF and colour handling as any indexed file); its pixels load lazily.
+
+        Image bytes (``blob``) are written to the ``spool`` folder, named by their SHA-256, and
+        read from there by the same image reader; the Item's source is ``corpus:<id>``. The
+        spool file must stay until the Item's pixels are loaded.
+        """
+        from mmrag.pipeline.ingest import IngestConfig, iter_image_frames
         from mmrag.pipeline.ingest.source import iter_source
 
         metadata = {BEIR_ID_KEY: self.id}
         path = self.image if self.image is not None else self.pdf
+        source = None
+        if path is None and self.blob is not None:
+            path, source = self._spool(spool), f"corpus:{self.id}"
         if path is None:
             text = self.text or ""
             return Item(
@@ -66,23 +96,54 @@ class CorpusEntry:
             )
         wanted = self.page or 1 if self.pdf is not None else None
         config = IngestConfig(dpi=dpi, workers=0, prefetch=0, skip_blank_pages=False)
-        for item in iter_source(path, config):
-            if wanted is None or item.page == wanted:
-                return dataclasses.replace(
-                    item,
-                    text=self.text if self.text is not None else item.text,
-                    metadata={**item.metadata, **metadata},
-                    embedder_id=embedder_id,
-                )
+        read = iter_source if source is None else iter_image_frames  # bytes: an image only
+        try:
+            for item in read(path, config):
+                if wanted is None or item.page == wanted:
+                    return dataclasses.replace(
+                        item,
+                        source=source or item.source,
+                        text=self.text if self.text is not None else item.text,
+                        metadata={**item.metadata, **metadata},
+                        embedder_id=embedder_id,
+                    )
+        except IngestError as error:
+            if source is None:
+                raise
+            raise IngestError(source, error.reason) from None  # name the row, not the spool
         raise ConfigError(f"{path}: page {wanted} does not exist")
+
+    def _spool(self, spool: str | os.PathLike[str] | None) -> Path:
+        if spool is None:
+            raise ConfigError(
+                f"corpus document {self.id!r} holds its image as bytes; give to_item a spool "
+                "folder to write it to (spool=...)"
+            )
+        assert self.blob is not None
+        data = self.blob()
+        if not data:
+            raise IngestError(f"corpus:{self.id}", "the image is empty (0 bytes)")
+        path = Path(spool) / hashlib.sha256(data).hexdigest()
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        return path
 
 
 @dataclass(frozen=True)
 class BeirDataset:
-    """A BEIR-layout dataset: corpus, queries and graded relevance judgements of one split."""
+    """A retrieval dataset: corpus, queries and graded relevance judgements of one split.
+
+    Example:
+        >>> from mmrag.pipeline.evaluate.datasets import BeirDataset, CorpusEntry
+        >>> ds = BeirDataset("toy", None, "test", {"d": CorpusEntry("d", text="t")},
+        ...                  {"q": "what?", "r": "unjudged"}, {"q": {"d": 1}})
+        >>> ds.judged_queries
+        ['q']
+    """
 
     name: str
-    root: Path
+    root: Path | None  # the folder; None for a dataset on the Hugging Face Hub
     split: str
     corpus: Mapping[str, CorpusEntry]
     queries: Mapping[str, str]
@@ -143,8 +204,8 @@ def _corpus_entry(root: Path, where: str, row: Mapping[str, Any]) -> CorpusEntry
         if not isinstance(value, str):
             raise ConfigError(
                 f"{where}: {key!r} must be a path relative to the dataset folder, got "
-                f"{type(value).__name__} (embedded image bytes are not supported; save the "
-                "images as files)"
+                f"{type(value).__name__} (for images stored as bytes, use a parquet dataset: "
+                "see `mmrag eval --help`)"
             )
         path = (root / value).resolve()
         if not path.is_file():

@@ -8,13 +8,15 @@ Example:
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmrag.errors import ConfigError, MmragError
-from mmrag.pipeline.evaluate.datasets import BEIR_ID_KEY, BeirDataset, load_beir
+from mmrag.pipeline.evaluate.datasets import BEIR_ID_KEY, BeirDataset
+from mmrag.pipeline.evaluate.hub import open_dataset
 from mmrag.pipeline.evaluate.metrics import evaluate_run, latency_stats
 from mmrag.pipeline.evaluate.report import EvalReport, PlanResult
 from mmrag.store.plan import Plan, parse_plan
@@ -57,36 +59,40 @@ def index_corpus(
     ``mmrag index``: skip stored, load, embed, pool, write, publish); then build its indexes.
 
     A page that cannot be read or embedded is reported in the returned
-    :class:`~mmrag.types.IndexReport` and the rest are indexed. ``id_of``, when given, is
-    filled with point id → corpus id.
+    :class:`~mmrag.types.IndexReport` and the rest are indexed. ``on_progress(n)`` is called
+    with the number of pages handled (indexed, skipped or failed) since its last call. ``id_of``,
+    when given, is filled with point id → corpus id. Pages stored as bytes are written to a
+    scratch folder while they are indexed (and read from there like any image file).
     """
     from mmrag.pipeline.indexing import index_items
 
     pooler = pooler if pooler is not None else _default_pooler(store)
     report = IndexReport()
 
-    def items() -> Iterator[Item]:  # advanced by the job's ingest thread
+    def items(spool: str) -> Iterator[Item]:  # advanced by the job's ingest thread
         for doc_id, entry in dataset.corpus.items():
             try:
-                item = entry.to_item(embedder.id)
+                item = entry.to_item(embedder.id, spool=spool)
             except MmragError as error:  # an unreadable page: reported, the rest indexed
-                source = str(entry.image or entry.pdf or doc_id)
-                report.add_failure(source, error)
-                logger.warning("cannot read %s: %s", source, error)
+                report.add_failure(entry.label, error)
+                logger.warning("cannot read %s: %s", entry.label, error)
+                if on_progress is not None:
+                    on_progress(1)
                 continue
             if id_of is not None:
                 id_of[item.id] = doc_id
             yield item
 
-    index_items(
-        items(),
-        embedder=embedder,
-        store=store,
-        pooler=pooler,
-        batch_size=batch_size,
-        on_progress=on_progress,
-        report=report,
-    )
+    with tempfile.TemporaryDirectory(prefix="mmrag-eval-") as spool:
+        index_items(
+            items(spool),
+            embedder=embedder,
+            store=store,
+            pooler=pooler,
+            batch_size=batch_size,
+            on_progress=on_progress,
+            report=report,
+        )
     report.sources = len(dataset.corpus)
     return report
 
@@ -134,12 +140,16 @@ def evaluate(
     max_queries: int | None = None,
     index: bool = True,
     warmup: int = 1,
+    on_progress: Callable[[int], None] | None = None,
 ) -> EvalReport:
     """Index the dataset's corpus (unless ``index=False``), then evaluate every plan.
 
-    ``store`` must have been opened with the embedder's schema
-    (:meth:`CollectionSchema.for_embedder_object`). Returns an :class:`EvalReport`; print
-    ``report.table()`` or save ``report.to_json()``.
+    ``dataset_dir`` is anything :func:`~mmrag.pipeline.evaluate.hub.open_dataset` reads (a
+    BEIR folder, a Hugging Face dataset id or a local copy of one; ``split`` picks the split),
+    or a loaded :class:`BeirDataset`. ``store`` must have been opened with the embedder's schema
+    (:meth:`CollectionSchema.for_embedder_object`). ``on_progress(n)`` follows the indexing of
+    the corpus, page by page. Returns an :class:`EvalReport`; print ``report.table()`` or save
+    ``report.to_json()``.
 
     Example:
         >>> from mmrag.pipeline.evaluate import evaluate                       # doctest: +SKIP
@@ -160,7 +170,9 @@ def evaluate(
             f"the store was built with {store.schema.embedder_id!r}, not with {embedder.id!r}; "
             "open a store for this embedder (another collection name)"
         )
-    dataset = dataset_dir if isinstance(dataset_dir, BeirDataset) else load_beir(dataset_dir, split)
+    dataset = (
+        dataset_dir if isinstance(dataset_dir, BeirDataset) else open_dataset(dataset_dir, split)
+    )
     pooler = pooler if pooler is not None else _default_pooler(store)
     retrievers = [
         Retriever(store, plan, pooler=pooler, record_stage_scores=False) for plan in parsed
@@ -177,7 +189,15 @@ def evaluate(
     # Point id -> corpus id (the payload's metadata carries it too, for stores built elsewhere).
     id_of: dict[str, str] = {}
     index_report = (
-        index_corpus(dataset, embedder, store, pooler=pooler, batch_size=batch_size, id_of=id_of)
+        index_corpus(
+            dataset,
+            embedder,
+            store,
+            pooler=pooler,
+            batch_size=batch_size,
+            on_progress=on_progress,
+            id_of=id_of,
+        )
         if index
         else None
     )

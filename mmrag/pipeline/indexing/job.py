@@ -70,6 +70,7 @@ class _Doc:
     source: str
     sha256: str
     expected: int | None = None  # page count, when the reader knows it (PDFs)
+    tenant: str | None = None  # the owner: old versions are dropped among its points only
     items: int = 0  # items read (ingest thread)
     kept: int = 0  # items already stored and not rewritten (ingest thread)
     written: int = 0  # items written by this job (writer thread)
@@ -301,7 +302,11 @@ class IndexJob:
                 if self.labels is not None and self.labels.rejects(raw.source, self.report):
                     continue
                 item = next(iter(steps.bind([raw], eid, self.labels)))
-                if doc is None or (item.source, item.source_sha256) != (doc.source, doc.sha256):
+                if doc is None or (item.source, item.source_sha256, item.tenant) != (
+                    doc.source,
+                    doc.sha256,
+                    doc.tenant,
+                ):
                     self._check(chunk, doc, out)
                     chunk = []
                     if doc is not None:
@@ -332,7 +337,8 @@ class IndexJob:
 
     def _start_doc(self, item: Item) -> _Doc:
         expected = item.details.get("page_count") if item.details else None
-        doc = _Doc(item.source, item.source_sha256, expected if isinstance(expected, int) else None)
+        expected = expected if isinstance(expected, int) else None
+        doc = _Doc(item.source, item.source_sha256, expected, item.tenant)
         self._sources.add(item.source)
         with self._counters.lock:
             self._counters.files_started += 1
@@ -441,7 +447,7 @@ class IndexJob:
         """The document's items are all handled: drop older versions of it, then publish it."""
         current = doc.kept + doc.written
         steps.finish(
-            self.store, self.assets, doc.source, doc.sha256, current=current, tenant=self.tenant
+            self.store, self.assets, doc.source, doc.sha256, current=current, tenant=doc.tenant
         )
         with self._counters.lock:
             self._counters.files_done += 1

@@ -329,8 +329,10 @@ def finish(
 
     where = SearchFilter.build(source=source, tenant=tenant)
     if sha256 is not None and (current is None or store.count(where) > current):
-        stale = [
-            r.id for r in store.iter_records(where) if r.payload.get("source_sha256") != sha256
+        stale = [  # this owner's other versions only (no tenant: the untenanted points)
+            r.id
+            for r in store.iter_records(where)
+            if r.payload.get("source_sha256") != sha256 and r.payload.get("tenant") == tenant
         ]
         if stale:
             store.delete(stale)

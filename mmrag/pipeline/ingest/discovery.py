@@ -10,7 +10,10 @@ is listed once.
 
 The type is decided by the first bytes (magic numbers): a PDF named ``scan.jpg`` is a PDF. The
 extension is only a fallback when the content is not recognised (so a damaged ``.pdf`` still goes
-to the PDF reader, which then explains what is wrong with it).
+to the PDF reader, which then explains what is wrong with it), and tells the text documents
+(``.txt``, ``.md``, ``.html``) and the Office documents in a ZIP or OLE container (``.docx``,
+``.pptx``, ``.xlsx``, ``.doc`` …) apart: :mod:`mmrag.pipeline.ingest.documents` turns those into
+PDF pages. An Office document is a supported type only where LibreOffice is installed.
 
 Example:
     >>> from mmrag.pipeline.ingest.discovery import discover
@@ -31,6 +34,14 @@ from enum import Enum
 from pathlib import Path
 from typing import Literal
 
+from mmrag.pipeline.ingest.documents import (
+    OFFICE_FORMATS,
+    TEXT_FORMATS,
+    describe_document,
+    document_format,
+    find_soffice,
+    is_office,
+)
 from mmrag.pipeline.ingest.errors import SourceNotFoundError
 from mmrag.types import canonical_source
 
@@ -42,6 +53,7 @@ __all__ = [
     "discover",
     "expand",
     "is_skipped_name",
+    "is_unsupported",
 ]
 
 _SNIFF_BYTES = 1024
@@ -53,6 +65,7 @@ class SourceKind(str, Enum):
     PDF = "pdf"
     IMAGE = "image"
     VIDEO = "video"  # any audio/video container; one without a video stream is an error
+    DOCUMENT = "document"  # text, Markdown, HTML, Office: converted to PDF pages
 
     def __str__(self) -> str:
         return self.value
@@ -64,7 +77,8 @@ class Source:
     :func:`mmrag.types.canonical_source`), what it is, and how that was decided.
 
     ``kind`` is ``None`` when the file is not a supported type (``format`` then says what it
-    seems to be, e.g. ``"zip"`` or ``"text"``), or when it is empty or unreadable.
+    seems to be, e.g. ``"zip"``, ``"text"``, or ``"docx"`` where LibreOffice is not installed),
+    or when it is empty or unreadable.
 
     Example:
         >>> from pathlib import Path
@@ -131,6 +145,9 @@ _EXTENSIONS: dict[str, tuple[SourceKind, str]] = {
         )
     },
 }
+
+#: Extensions of the text and Office documents (an empty one is a failure, not unsupported).
+_DOCUMENT_SUFFIXES = set(TEXT_FORMATS) | set(OFFICE_FORMATS)
 
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
 _AVIF_BRANDS = {b"avif", b"avis"}
@@ -210,21 +227,23 @@ def _looks_like_text(head: bytes) -> bool:
 
 
 _FORMAT_NAMES = {
-    "zip": "a ZIP archive (Office documents such as .docx/.pptx are ZIP files: export them "
-    "to PDF first)",
+    "zip": "a ZIP archive",
     "gzip": "a gzip archive",
     "7z": "a 7-Zip archive",
     "rar": "a RAR archive",
     "ole": "an old Microsoft Office document (.doc/.xls/.ppt): export it to PDF first",
     "rtf": "an RTF document: export it to PDF first",
     "heif": "a HEIF/HEIC image, which Pillow cannot read: convert it to JPEG or PNG",
-    "text": "a plain-text file",
+    "text": "a text file of a kind mmrag does not read (it reads .txt, .md and .html)",
     "unknown": "data of an unknown type",
 }
 
 
 def describe_format(fmt: str | None) -> str:
     """A plain-words name for a format that mmrag does not read (for error messages)."""
+    if is_office(fmt):
+        assert fmt is not None
+        return describe_document(fmt, available=find_soffice() is not None)
     return _FORMAT_NAMES.get(fmt or "unknown", f"a {fmt} file")
 
 
@@ -232,6 +251,10 @@ def detect_kind(
     path: str | os.PathLike[str],
 ) -> tuple[SourceKind | None, str | None, Literal["content", "extension", "none"]]:
     """``(kind, format, detected_by)`` for a file, from its first bytes, else its extension.
+
+    Text and Office documents are ``SourceKind.DOCUMENT`` (``format`` ``"text"``,
+    ``"markdown"``, ``"html"``, ``"docx"`` …); an Office document where LibreOffice is not
+    installed has kind ``None`` (not readable here).
 
     Example:
         >>> import tempfile, pathlib
@@ -248,12 +271,33 @@ def detect_kind(
     if not head:
         return None, None, "none"
     sniffed = _sniff(head)
+    suffix = Path(path).suffix.lower()
+    if sniffed is None or sniffed[0] is None:
+        is_text = sniffed is None and _looks_like_text(head)
+        document = document_format(sniffed[1] if sniffed else None, suffix, head, is_text)
+        if document is not None:
+            how: Literal["content", "extension"] = "content" if sniffed else "extension"
+            if is_office(document) and find_soffice() is None:
+                return None, document, how
+            return SourceKind.DOCUMENT, document, how
     if sniffed is not None:
         return sniffed[0], sniffed[1], "content"
-    by_extension = _EXTENSIONS.get(Path(path).suffix.lower())
+    by_extension = _EXTENSIONS.get(suffix)
     if by_extension is not None:
         return by_extension[0], by_extension[1], "extension"
     return None, "text" if _looks_like_text(head) else "unknown", "none"
+
+
+def is_unsupported(source: Source) -> bool:
+    """Whether ``source`` is of a type mmrag does not read here: a README in a code folder,
+    an archive, a ``.docx`` without LibreOffice. An empty file of a supported type by its
+    extension (``empty.pdf``) is not: reading it fails with the precise reason."""
+    if source.kind is not None:
+        return False
+    if source.size > 0:
+        return True
+    suffix = source.path.suffix.lower()
+    return source.size == 0 and suffix not in _EXTENSIONS and suffix not in _DOCUMENT_SUFFIXES
 
 
 # -- which files -----------------------------------------------------------------------------------

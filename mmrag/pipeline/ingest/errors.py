@@ -74,8 +74,8 @@ class EncryptedPDFError(IngestError):
         self,
         source: _Source,
         reason: str = (
-            "the PDF is encrypted (password-protected); pass its password as "
-            "IngestConfig(pdf_password=...)"
+            "the PDF is encrypted (password-protected); give its password as ingest.pdf_password "
+            "(MMRAG_INGEST__PDF_PASSWORD in the environment; it is never saved to a config file)"
         ),
     ) -> None:
         super().__init__(source, reason)

@@ -176,8 +176,9 @@ def _open(path: str, max_pixels: int) -> Image.Image:
     except Image.DecompressionBombError as err:
         raise ImageTooLargeError(
             path,
-            f"Pillow refuses to open it as a decompression bomb ({err}); raise "
-            "PIL.Image.MAX_IMAGE_PIXELS as well as IngestConfig.max_image_pixels if you trust it",
+            f"Pillow refuses to open it as a decompression bomb ({err}); if you trust it, raise "
+            "ingest.max_image_pixels (e.g. max_image_pixels = 400000000 in [ingest]) and, in "
+            "Python, PIL.Image.MAX_IMAGE_PIXELS",
         ) from err
     except UnidentifiedImageError as err:
         raise CorruptFileError(
@@ -194,8 +195,8 @@ def _check_pixels(path: str, size: tuple[int, int], limit: int, frame: int | Non
         raise ImageTooLargeError(
             path,
             f"{where} {width}x{height} = {width * height:,} pixels, over the decompression-bomb "
-            f"limit of {limit:,} (IngestConfig.max_image_pixels); raise the limit if you trust "
-            "this file",
+            f"limit of {limit:,}; if you trust this file, raise ingest.max_image_pixels (in "
+            "[ingest] of mmrag.toml, or MMRAG_INGEST__MAX_IMAGE_PIXELS)",
         )
 
 

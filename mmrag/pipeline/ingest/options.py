@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["IngestConfig"]
+__all__ = ["DEFAULT_MAX_PAGE_PIXELS", "IngestConfig"]
+
+#: The default pixel budget of a rendered page: 2048 x 2048 (about 4.2 megapixels).
+DEFAULT_MAX_PAGE_PIXELS = 2048 * 2048
 
 
 class IngestConfig(BaseModel):
     """How sources become Items: PDF rendering, image decoding, video sampling.
 
-    ``dpi`` and ``max_side`` combine: a page renders at ``dpi`` unless that would make its longer
-    side exceed ``max_side``, in which case it renders directly at the smaller zoom (never big
-    then downscaled). ``max_side`` also bounds images and video frames.
+    ``dpi``, ``max_side`` and ``max_page_pixels`` combine: a page renders at ``dpi`` unless that
+    would make its longer side exceed ``max_side`` or its area exceed ``max_page_pixels``, in
+    which case it renders directly at the smaller zoom (never big then downscaled). The default
+    pixel budget (2048 x 2048) leaves ordinary pages untouched (an A4 or Letter page at 144 dpi
+    is about 2 megapixels) and lets a poster or a 200-inch PDF page render, downscaled, instead
+    of failing. ``max_side`` also bounds images and video frames.
+
+    In a config file these are the keys of ``[ingest]``, e.g. ``ingest.max_page_pixels``
+    (``MMRAG_INGEST__MAX_PAGE_PIXELS`` in the environment).
 
     Example:
         >>> from mmrag.pipeline.ingest.options import IngestConfig
@@ -30,6 +39,14 @@ class IngestConfig(BaseModel):
     dpi: int = Field(144, ge=18, le=1200, description="PDF render resolution (dots per inch).")
     max_side: int | None = Field(
         None, ge=16, description="Downscale pages and images so the longer side is at most this."
+    )
+    max_page_pixels: int | None = Field(
+        DEFAULT_MAX_PAGE_PIXELS,
+        ge=16 * 16,
+        description="Render a PDF page (and a text, Markdown, HTML or Office page) at a lower "
+        "zoom when it would have more pixels than this at `dpi` (2048 x 2048 by default; the "
+        "embedders see at most about 1-2 megapixels). None: no limit (a page too large for "
+        "MuPDF then fails).",
     )
     crop_margins: bool = Field(
         False,
@@ -98,11 +115,45 @@ class IngestConfig(BaseModel):
         "over the whole video.",
     )
     # -- discovery -------------------------------------------------------------------------------
-    skip_unsupported: bool = Field(
+    fail_unsupported: bool = Field(
         False,
-        description="Pass over files of unsupported type found in directories or globs (logged) "
-        "instead of reporting each as a failure; a file named explicitly is always reported.",
+        description="Report files of unsupported type found in directories or globs (a README "
+        "without a text reader, a .docx without LibreOffice, a .zip …) as failures. By default "
+        "they are skipped and counted (IndexReport.unsupported; `mmrag index --strict` fails "
+        "them); a file named explicitly always fails.",
     )
+    # -- text, Markdown, HTML and Office documents -----------------------------------------------
+    documents: bool = Field(
+        True,
+        description="Render .txt, .md and .html files to pages (text layer kept), and convert "
+        "Office documents (.docx, .pptx, .xlsx, .odt …) to PDF with LibreOffice when it is "
+        "installed. False: treat them as unsupported.",
+    )
+    convert_cache: str | None = Field(
+        None,
+        description="Folder of the PDFs converted from text and Office documents, by content "
+        "hash (a file is not converted again when re-indexed). Default: $MMRAG_CACHE_DIR/"
+        "converted, else $XDG_CACHE_HOME/mmrag/converted, else ~/.cache/mmrag/converted.",
+    )
+    office_timeout_s: float = Field(
+        300.0, gt=0, description="Seconds LibreOffice may take to convert one document."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_skip_unsupported(cls, data: Any) -> Any:
+        """``skip_unsupported`` (before 0.x: default False) is now the default behaviour;
+        ``skip_unsupported = false`` means ``fail_unsupported = true``."""
+        if isinstance(data, dict) and "skip_unsupported" in data:
+            data = dict(data)
+            skip = data.pop("skip_unsupported")
+            data.setdefault("fail_unsupported", not skip)
+        return data
+
+    @property
+    def skip_unsupported(self) -> bool:
+        """Whether unsupported files found in folders are skipped (not ``fail_unsupported``)."""
+        return not self.fail_unsupported
 
     @model_validator(mode="after")
     def _needs_a_video_sampler(self) -> IngestConfig:

@@ -199,7 +199,7 @@ def pdf_items(
         title = (doc.metadata or {}).get("title") or None
         if pool is not None and window.keeps_images and page_count > 1:
             first = doc.load_page(0).rect
-            zoom = page_zoom(first.width, first.height, spec.dpi, spec.max_side)
+            zoom = page_zoom(first.width, first.height, spec.dpi, spec.max_side, spec.max_pixels)
             estimate = int(first.width * zoom + 2) * int(first.height * zoom + 2) * 3
             renders = pool.render(source, page_count, spec, password, stamp, estimate)
         else:

@@ -61,8 +61,8 @@ def open_pdf(
             raise TruncatedFileError(
                 path,
                 "the PDF is truncated: it has no %%EOF end marker, so the download or copy was "
-                "probably cut short; fetch it again, or set "
-                "IngestConfig(recover_truncated_pdfs=True) to index the pages that survive",
+                "probably cut short; fetch it again, or set ingest.recover_truncated_pdfs = true "
+                "(MMRAG_INGEST__RECOVER_TRUNCATED_PDFS=true) to index the pages that survive",
             )
         logger.log(
             logging.DEBUG if quiet else logging.WARNING,
@@ -80,7 +80,7 @@ def open_pdf(
             if not doc.authenticate(password):
                 raise EncryptedPDFError(
                     path,
-                    "the PDF is encrypted and IngestConfig.pdf_password does not open it; "
+                    "the PDF is encrypted and ingest.pdf_password does not open it; "
                     "check the password",
                 )
         if doc.page_count == 0:

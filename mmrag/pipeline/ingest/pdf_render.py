@@ -58,6 +58,7 @@ class RenderSpec:
 
     dpi: int = 144
     max_side: int | None = None
+    max_pixels: int | None = None
     crop_margins: bool = False
     skip_blank_pages: bool = False
     blank_ink_ratio: float = 0.0005
@@ -68,6 +69,7 @@ class RenderSpec:
         return cls(
             dpi=config.dpi,
             max_side=config.max_side,
+            max_pixels=config.max_page_pixels,
             crop_margins=config.crop_margins,
             skip_blank_pages=config.skip_blank_pages,
             blank_ink_ratio=config.blank_ink_ratio,
@@ -109,8 +111,15 @@ class PageRender:
         return self.box != (0, 0, self.full_width, self.full_height)
 
 
-def page_zoom(width_pt: float, height_pt: float, dpi: int, max_side: int | None) -> float:
-    """The render zoom for a page of this size: ``dpi / 72``, lowered to fit ``max_side``.
+def page_zoom(
+    width_pt: float,
+    height_pt: float,
+    dpi: int,
+    max_side: int | None,
+    max_pixels: int | None = None,
+) -> float:
+    """The render zoom for a page of this size: ``dpi / 72``, lowered to fit ``max_side`` (the
+    longer side, in pixels) and ``max_pixels`` (the area).
 
     Rendering happens directly at the smaller zoom (never big and then downscaled).
 
@@ -119,6 +128,9 @@ def page_zoom(width_pt: float, height_pt: float, dpi: int, max_side: int | None)
         2.0
         >>> round(page_zoom(612, 792, 144, 1000) * 792, 2)  # the longer side fits 1000 px
         999.99
+        >>> zoom = page_zoom(14400, 14400, 144, None, 2048 * 2048)  # a 200-inch square page
+        >>> int(14400 * zoom + 1) <= 2048
+        True
     """
     zoom = dpi / 72.0
     if max_side is not None:
@@ -126,7 +138,22 @@ def page_zoom(width_pt: float, height_pt: float, dpi: int, max_side: int | None)
         if longest * zoom > max_side:
             # A hair under the limit so float rounding never yields max_side + 1 pixels.
             zoom = (max_side - 0.01) / longest
+    # The pixmap covers the page rounded outwards: up to one more pixel on each side.
+    if (
+        max_pixels is not None
+        and width_pt > 0
+        and height_pt > 0
+        and (width_pt * zoom + 1) * (height_pt * zoom + 1) > max_pixels
+    ):
+        zoom = min(zoom, _fit_area(width_pt, height_pt, max_pixels))
     return zoom
+
+
+def _fit_area(width_pt: float, height_pt: float, max_pixels: int) -> float:
+    """The largest zoom whose outward-rounded raster, ``(w·z + 1)(h·z + 1)``, fits the budget."""
+    # Solve w·h·z² + (w + h)·z + 1 = max_pixels for z.
+    a, b, c = width_pt * height_pt, width_pt + height_pt, 1 - max_pixels
+    return max((-b + (b * b - 4 * a * c) ** 0.5) / (2 * a) * 0.9999, 1e-6)
 
 
 _mupdf = pymupdf.mupdf
@@ -263,7 +290,7 @@ def render_page(
     """
     display_list = page_display_list(doc, index)
     width_pt, height_pt = _size_pt(display_list)
-    zoom = page_zoom(width_pt, height_pt, spec.dpi, spec.max_side)
+    zoom = page_zoom(width_pt, height_pt, spec.dpi, spec.max_side, spec.max_pixels)
     text = _text_of(display_list) if spec.extract_text or spec.skip_blank_pages else None
     pix = rasterize(display_list, zoom, into)
     del display_list
@@ -287,7 +314,9 @@ def measure_page(doc: pymupdf.Document, index: int, spec: RenderSpec) -> PageRen
     """What :func:`render_page` would report, without rendering (no cropping, no blank test)."""
     page = _mupdf.fz_load_page(doc.this, index)
     bounds = _mupdf.fz_bound_page(page)
-    zoom = page_zoom(bounds.x1 - bounds.x0, bounds.y1 - bounds.y0, spec.dpi, spec.max_side)
+    zoom = page_zoom(
+        bounds.x1 - bounds.x0, bounds.y1 - bounds.y0, spec.dpi, spec.max_side, spec.max_pixels
+    )
     size = _mupdf.fz_round_rect(
         _mupdf.fz_transform_rect(bounds, _mupdf.FzMatrix(zoom, 0, 0, zoom, 0, 0))
     )

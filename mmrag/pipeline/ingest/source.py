@@ -1,9 +1,13 @@
 """One stream of Items from many files: discovery, then the right reader for each file.
 
 :func:`iter_items` is the ingest stage's entry point. It expands the inputs lazily, one input at
-a time, reads each file with the PDF, image or video reader, and yields Items in a stable order.
-A file that cannot be read is recorded in the :class:`~mmrag.types.IndexReport` and logged with
-its reason, and the stream carries on with the next file (``strict=True`` raises instead).
+a time, reads each file with the PDF, image, video or document reader (text, Markdown, HTML and
+Office documents become PDF pages: :mod:`mmrag.pipeline.ingest.documents`), and yields Items in
+a stable order. A file that cannot be read is recorded in the :class:`~mmrag.types.IndexReport`
+and logged with its reason, and the stream carries on with the next file (``strict=True`` raises
+instead). A file of unsupported type found in a folder or glob (a ``.zip``, a ``.py``) is
+skipped and counted in ``IndexReport.unsupported``, not failed (``ingest.fail_unsupported``
+fails it); a file named explicitly fails.
 
 One prefetch window bounds the rendered images held across the whole stream, and one worker
 pool (``IngestConfig.workers``) serves every PDF of the run.
@@ -11,6 +15,7 @@ pool (``IngestConfig.workers``) serves every PDF of the run.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -27,6 +32,7 @@ from mmrag.pipeline.ingest.discovery import (
     describe_format,
     detect_kind,
     expand,
+    is_unsupported,
 )
 from mmrag.pipeline.ingest.errors import UnsupportedTypeError
 from mmrag.pipeline.ingest.options import IngestConfig
@@ -40,10 +46,20 @@ __all__ = ["SUPPORTED", "iter_items", "iter_source"]
 logger = logging.getLogger(__name__)
 
 #: What mmrag reads, in words (used in error messages).
-SUPPORTED = "PDF, images (JPEG, PNG, WebP, TIFF, BMP, GIF) and video (MP4, MOV, MKV, WebM, AVI, …)"
+SUPPORTED = (
+    "PDF, images (JPEG, PNG, WebP, TIFF, BMP, GIF), video (MP4, MOV, MKV, WebM, AVI, …), text "
+    "(.txt, .md, .html) and, with LibreOffice installed, Office documents (.docx, .pptx, .xlsx, "
+    ".odt …)"
+)
 
 
 def _unsupported(source: Source) -> UnsupportedTypeError:
+    if source.kind is SourceKind.DOCUMENT:  # ingest.documents is off
+        from mmrag.pipeline.ingest.documents import describe_document
+
+        what = describe_document(source.format or "text")
+        reason = f"{what}, and reading documents is turned off (ingest.documents = false)"
+        return UnsupportedTypeError(source.path, f"unsupported file type: this is {reason}")
     return UnsupportedTypeError(
         source.path,
         f"unsupported file type: this is {describe_format(source.format)}; mmrag ingests "
@@ -73,10 +89,12 @@ def iter_source(
     window = window or PrefetchWindow(config.prefetch)
     path = os.fspath(source.path)
     check_file(path)  # missing / empty / unreadable, before anything else
-    if source.kind is None:
+    if source.kind is None or (source.kind is SourceKind.DOCUMENT and not config.documents):
         raise _unsupported(source)
     digest = file_sha256(path)
-    if source.kind is SourceKind.PDF:
+    if source.kind is SourceKind.DOCUMENT:
+        yield from document_items(path, source.format or "text", digest, config, window, pool)
+    elif source.kind is SourceKind.PDF:
         from mmrag.pipeline.ingest.pdf import pdf_items
 
         yield from pdf_items(path, config, window=window, pool=pool, sha256=digest)
@@ -88,6 +106,26 @@ def iter_source(
         from mmrag.pipeline.ingest.video import video_items
 
         yield from video_items(path, config, window=window, sha256=digest)
+
+
+def document_items(
+    path: str,
+    fmt: str,
+    digest: str,
+    config: IngestConfig,
+    window: PrefetchWindow,
+    pool: PdfRenderPool | None = None,
+) -> Iterator[Item]:
+    """The pages of a text, Markdown, HTML or Office document: converted to PDF (cached by
+    content hash), read as PDF pages, with ``path`` as their source and its hash."""
+    from mmrag.pipeline.ingest.documents import converted_pdf
+    from mmrag.pipeline.ingest.pdf import pdf_items
+
+    pdf = converted_pdf(path, fmt, digest, config)
+    for item in pdf_items(pdf, config, window=window, pool=pool, sha256=digest):
+        details = {**item.details, "converted_from": fmt}
+        details.pop("title", None)
+        yield dataclasses.replace(item, source=path, details=details)
 
 
 def _record(report: IndexReport | None, source: object, error: IngestError) -> None:
@@ -136,6 +174,7 @@ def iter_items(
     window = PrefetchWindow(config.prefetch)
     pool = None
     seen: set[str] = set()
+    passed: set[str] = set()  # unsupported files skipped
     try:
         for entry in as_inputs(sources):
             try:
@@ -150,12 +189,16 @@ def iter_items(
                 if key in seen:
                     continue
                 if (
-                    source.kind is None
-                    and source.size > 0
-                    and not source.explicit
-                    and config.skip_unsupported
+                    not source.explicit
+                    and not config.fail_unsupported
+                    and (is_unsupported(source) or _documents_off(source, config))
                 ):
-                    logger.info("Passing over %s: %s", source.path, describe_format(source.format))
+                    if key not in passed:  # not `seen`: named explicitly later, it fails
+                        passed.add(key)
+                        error = _unsupported(source)
+                        logger.info("Passing over %s: %s", source.path, error.reason)
+                        if report is not None:
+                            report.add_unsupported(os.fspath(source.path), error)
                     continue
                 seen.add(key)
                 if skip is not None and skip(source):
@@ -178,3 +221,7 @@ def iter_items(
     finally:
         if pool is not None:
             pool.close()
+
+
+def _documents_off(source: Source, config: IngestConfig) -> bool:
+    return source.kind is SourceKind.DOCUMENT and not config.documents

@@ -173,3 +173,19 @@ def test_moving_the_model_folder_keeps_the_index(config_file, sample_dir, tmp_pa
     code, out = cli("index", str(sample_dir), "-c", str(config_file))
     assert code == 0 and " 0 indexed" in f" {out}", out  # nothing embedded again
     assert os.path.isdir(model)
+
+
+def test_a_changed_file_replaces_only_its_owners_points(tiny_config, sample_dir):
+    from mmrag.pipeline.pipeline import Pipeline
+    from mmrag.testing.media import make_image
+
+    image = sample_dir / "changing.png"
+    make_image(image, size=(64, 48))
+    with Pipeline(tiny_config) as pipe:
+        pipe.index([image], tenant="acme")
+        pipe.index([image])  # the same path, untenanted
+        make_image(image, size=(80, 48))  # the file changes; only the untenanted copy is re-indexed
+        report = pipe.index([image])
+        assert report.indexed == 1
+        assert pipe.source_counts(tenant="acme") == {str(image.resolve()): 1}
+        assert pipe.store.count() == 2

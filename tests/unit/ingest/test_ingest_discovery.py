@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mmrag.pipeline.ingest import SourceKind, SourceNotFoundError, detect_kind, discover
+from mmrag.pipeline.ingest.documents import find_soffice
 from mmrag.testing import media
 
 pytestmark = pytest.mark.unit
@@ -126,13 +127,20 @@ def test_unrecognised_content_falls_back_to_the_extension(tmp_path: Path) -> Non
     garbage.write_bytes(b"\x13\x37" * 500)
     text = tmp_path / "notes.txt"
     text.write_text("just some notes\n")
-    archive = tmp_path / "slides.pptx"
-    with zipfile.ZipFile(archive, "w") as zf:
-        zf.writestr("ppt/slide1.xml", "<xml/>")
+    code = tmp_path / "notes.py"
+    code.write_text("print('just some code')\n")
+    archive = tmp_path / "bundle.zip"
+    slides = tmp_path / "slides.pptx"
+    for path in (archive, slides):
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("ppt/slide1.xml", "<xml/>")
     audio = media.make_audio(tmp_path / "voice.wav", seconds=0.2)
     assert detect_kind(garbage) == (SourceKind.PDF, "pdf", "extension")
-    assert detect_kind(text) == (None, "text", "none")
+    assert detect_kind(text) == (SourceKind.DOCUMENT, "text", "extension")  # rendered to pages
+    assert detect_kind(code) == (None, "text", "none")
     assert detect_kind(archive) == (None, "zip", "content")
+    office = SourceKind.DOCUMENT if find_soffice() else None  # converted by LibreOffice
+    assert detect_kind(slides) == (office, "pptx", "content")
     assert detect_kind(audio) == (SourceKind.VIDEO, "wav", "content")  # the reader says why
 
 

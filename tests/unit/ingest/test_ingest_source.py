@@ -45,7 +45,7 @@ def mixed_folder(tmp_path: Path, ingest_media: Path) -> Path:
     (folder / "e_empty.pdf").write_bytes(b"")
     (folder / "f_garbage.pdf").write_bytes(os.urandom(2048))
     media.truncate_file(shutil.copy(ingest_media / "doc.pdf", folder / "g_cut.pdf"), keep=0.6)
-    (folder / "h_notes.txt").write_text("not a document\n")
+    (folder / "h_notes.py").write_text("print('not a document')\n")
     media.make_image(folder / "photos" / "p1.jpg", exif_orientation=6)
     media.make_image(folder / "photos" / "p2.gif", frames=2)
     (folder / "photos" / ".p3.png").write_bytes(b"hidden")
@@ -58,7 +58,6 @@ EXPECTED_FAILURES = {
     "e_empty.pdf": EmptyFileError,
     "f_garbage.pdf": CorruptFileError,
     "g_cut.pdf": TruncatedFileError,
-    "h_notes.txt": UnsupportedTypeError,
 }
 
 
@@ -83,6 +82,7 @@ def test_good_files_stream_and_bad_ones_are_reported(
     ]
     failures = {Path(f.source).name: f for f in report.failed}
     assert set(failures) == set(EXPECTED_FAILURES)
+    assert [Path(f.source).name for f in report.unsupported] == ["h_notes.py"]  # not a failure
     for name, error_type in EXPECTED_FAILURES.items():
         assert failures[name].error_type == error_type.__name__
         assert failures[name].reason
@@ -127,12 +127,20 @@ def test_missing_inputs_are_reported_and_the_rest_continues(
         list(iter_items([tmp_path / "gone.pdf"], strict=True))
 
 
-def test_unsupported_files_in_folders_can_be_passed_over(mixed_folder: Path) -> None:
+def test_unsupported_files_in_folders_are_skipped_unless_fail_unsupported(
+    mixed_folder: Path,
+) -> None:
     report = IndexReport()
-    config = IngestConfig(dpi=36, skip_unsupported=True)
-    list(iter_items([mixed_folder, mixed_folder / "h_notes.txt"], config, report=report))
-    notes = [f for f in report.failed if f.source.endswith("h_notes.txt")]
+    config = IngestConfig(dpi=36)
+    list(iter_items([mixed_folder, mixed_folder / "h_notes.py"], config, report=report))
+    notes = [f for f in report.failed if f.source.endswith("h_notes.py")]
     assert len(notes) == 1  # from the explicit path, not from the folder walk
+    assert notes[0].error_type == UnsupportedTypeError.__name__
+    assert [Path(f.source).name for f in report.unsupported] == ["h_notes.py"]
+    strict = IndexReport()
+    list(iter_items([mixed_folder], IngestConfig(dpi=36, fail_unsupported=True), report=strict))
+    assert "h_notes.py" in {Path(f.source).name for f in strict.failed}
+    assert not strict.unsupported
 
 
 def test_accepts_a_single_path_and_discovered_sources(sample_pdf: Path) -> None:
