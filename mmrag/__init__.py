@@ -72,6 +72,7 @@ _EXPORTS = {
     "IndexStoppedError": "mmrag.errors",
     "IngestError": "mmrag.errors",
     "MissingDependencyError": "mmrag.errors",
+    "ModelNotAvailableError": "mmrag.errors",
     "StoreCorruptError": "mmrag.store.contract",
     "StoreError": "mmrag.store.contract",
     "StoreLockedError": "mmrag.store.contract",
@@ -97,6 +98,7 @@ if TYPE_CHECKING:
         IngestError,
         MissingDependencyError,
         MmragError,
+        ModelNotAvailableError,
     )
     from mmrag.integrations.langchain import (
         MmragRetriever,

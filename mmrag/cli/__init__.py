@@ -16,8 +16,9 @@ another embedder, pooling or mmrag layout version; 66 (EX_NOINPUT) ``mmrag docto
 collection; 68 (EX_NOHOST) a model cannot be had (not a local folder, not cached, and the
 Hub offline or unreachable: point the config at a local folder, or ``mmrag init --tiny``);
 69 (EX_UNAVAILABLE) an optional dependency or feature is not installed; 73 (EX_CANTCREAT) the
-embedded store's folder is in use by another process; 74 (EX_IOERR) the store is damaged (or ``mmrag doctor`` found an error); 75 (EX_TEMPFAIL) the store is
-unreachable, or an indexing job stopped part-way: run it again to resume.
+embedded store's folder is in use by another process; 74 (EX_IOERR) the store is damaged (or
+``mmrag doctor`` found an error); 75 (EX_TEMPFAIL) the store is unreachable, or an indexing
+job stopped part-way: run it again to resume.
 
 Example:
     $ mmrag info

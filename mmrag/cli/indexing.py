@@ -87,7 +87,9 @@ def index(
         ),
     ] = False,
 ) -> None:
-    """Index PDFs, images and videos into the store (resumable; bad files are reported).
+    """Index PDFs, images, videos, text / Markdown / HTML files and (with LibreOffice) Office
+    documents into the store (resumable; bad files are reported, files of other types found in
+    folders are skipped and counted: --strict fails them).
 
     Running it again on the same inputs skips what is stored and finishes what is missing; a
     changed file is re-indexed and its old points removed. Exit status 75 means the job

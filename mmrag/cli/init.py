@@ -48,9 +48,9 @@ _TINY_BANNER = """\
 # TINY RANDOM MODELS, built by `mmrag init --tiny` in
 #   {folder}
 # Every stage runs for real (ingest, pooling, Qdrant, staged retrieval, generation,
-# citations) but rankings and answers are MEANINGLESS. For real results set the two `model` keys below to real checkpoints (Hub
-# ids such as "ModernVBERT/colmodernvbert-merged", or local folders) and rebuild the index
-# with `mmrag index PATHS --recreate`.
+# citations) but rankings and answers are MEANINGLESS. For real results set the two `model`
+# keys below to real checkpoints (Hub ids such as "ModernVBERT/colmodernvbert-merged", or
+# local folders) and rebuild the index with `mmrag index PATHS --recreate`.
 """
 
 _BODY = """\

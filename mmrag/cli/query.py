@@ -9,7 +9,15 @@ from typing import Annotated, Any
 
 import typer
 
-from mmrag.cli._common import ConfigOption, check_plan, fail, guard, load_config, open_pipeline
+from mmrag.cli._common import (
+    ConfigOption,
+    check_plan,
+    fail,
+    guard,
+    load_config,
+    load_step,
+    open_pipeline,
+)
 
 __all__ = ["FilterOption", "ask", "build_filter", "evaluate", "print_sources", "search"]
 
@@ -64,6 +72,8 @@ def search(
     check_plan(plan)
     where = build_filter(source, modality, filters)
     with open_pipeline(cfg) as pipe:
+        guard(lambda: pipe.store)  # a locked or damaged store fails before a model loads
+        load_step(pipe, "embedder", "reranker")
         hits = guard(lambda: pipe.search(query, k=k, plan=plan, filter=where))
     if as_json:
         typer.echo(json.dumps([hit.to_dict() for hit in hits], indent=2))
@@ -101,6 +111,8 @@ def ask(
         typer.echo(piece, nl=False)
 
     with open_pipeline(cfg) as pipe:
+        guard(lambda: pipe.store)  # a locked or damaged store fails before a model loads
+        load_step(pipe, "embedder", "reranker")  # the generator loads if pages are found
         result = guard(
             lambda: pipe.ask(
                 question, k=k, plan=plan, filter=where, on_token=on_token if streaming else None

@@ -78,10 +78,10 @@ def _ask_hub(repo: str, revision: str | None, expand: list[str]) -> tuple[object
 
 def _not_available(what: str, model: str, tried: list[str]) -> ModelNotAvailableError:
     return ModelNotAvailableError(
-        f"{what} {model!r} is not available here. Tried: {'; '.join(tried)}. Download it while online "
-        f"(`hf download {model}`), set the model to a local folder (e.g. "
-        '[embedder] model = "/path/to/checkpoint"), or run `mmrag init --tiny` for a working '
-        "offline config on tiny random models."
+        f"{what} {model!r} is not available here. Tried: {'; '.join(tried)}. Download it "
+        f"while online (`hf download {model}`), point its `model` key at a local checkpoint "
+        'folder (e.g. [embedder] model = "/path/to/checkpoint"), or run `mmrag init --tiny` '
+        "for a working offline config on tiny random models."
     )
 
 

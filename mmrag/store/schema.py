@@ -227,7 +227,8 @@ class CollectionSchema:
                 f"{where} was built with another embedder or pooling (stored vs requested): "
                 + "; ".join(diffs)
                 + ". Use a new collection name (store.collection), the embedder and pooling it "
-                "was built with, or pass recreate=True to delete it and build it again."
+                "was built with, or rebuild it: `mmrag index PATHS --recreate` (in Python: "
+                "Pipeline.recreate(), or open_store(..., recreate=True))."
             )
 
     def validate_point(self, point: Point) -> None:

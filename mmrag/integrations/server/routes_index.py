@@ -43,7 +43,10 @@ def install_index_routes(app: FastAPI, service: Service) -> None:
 
     @app.post(f"{prefix}/index", response_model=JobOut, status_code=202, tags=["index"])
     def index_upload(
-        files: list[UploadFile] = File(description="PDFs, images or videos to index."),
+        files: list[UploadFile] = File(
+            description="PDFs, images, videos, .txt / .md / .html files or Office documents "
+            "(converted with LibreOffice where the server has it) to index."
+        ),
         metadata: str | None = Form(None, description=_METADATA_FORM),
         force: bool = Query(False, description="Re-index what is already stored."),
         tenant: str | None = Depends(caller),

@@ -18,6 +18,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response, StreamingResponse
 
+from mmrag.integrations.server.routes_index import check_path_length
 from mmrag.integrations.server.schemas import AnswerOut, AskIn, SearchOut
 from mmrag.integrations.server.service import API_PREFIX, Service, caller
 
@@ -62,6 +63,8 @@ def install_search_routes(app: FastAPI, service: Service) -> None:
         when the models had to load first, the `Server-Timing` header says how long
         (`load;dur=<ms>`, then `search;dur=<ms>`)."""
         pipe, load = _ready(service)
+        for named in source or ():
+            check_path_length(named, "source")
         base = SearchFilter.build(source=source or None, modality=modality or None)
         where = SearchFilter.parse(filters or (), base=base).for_tenant(tenant)
         started = time.perf_counter()
@@ -118,6 +121,7 @@ def install_search_routes(app: FastAPI, service: Service) -> None:
                 sources=[service.hit_out(h, root) for h in answer.sources],
                 usage=dict(answer.usage),
                 timings=_with_load(answer.timings, load),
+                notes=list(answer.notes),
             )
 
         if stream or "text/event-stream" in request.headers.get("accept", ""):

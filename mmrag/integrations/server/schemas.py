@@ -131,7 +131,10 @@ class AnswerOut(BaseModel):
     citations: list[HitOut] = Field(description="The sources the answer cites.")
     sources: list[HitOut] = Field(description="Every page shown to the generator: [n] is n-th.")
     usage: dict[str, int]
-    timings: dict[str, float] = Field(description="Seconds: retrieve, rerank, generate, total.")
+    timings: dict[str, float] = Field(
+        description="Seconds: load (when a model loaded for this answer), retrieve, rerank, "
+        "generate, total."
+    )
     notes: list[str] = Field(
         default_factory=list,
         description="How the answer was made, when the caller should know: fewer pages shown "

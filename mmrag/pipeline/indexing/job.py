@@ -190,7 +190,7 @@ class IndexJob:
         labels, path = self.labels, os.fspath(source.path)
         if labels is not None and source.kind is not None and labels.rejects(path, self.report):
             return True  # bad metadata: the file is not even read
-        if source.kind is not SourceKind.PDF:
+        if source.kind not in (SourceKind.PDF, SourceKind.DOCUMENT):
             return False
         pages = steps.stored_whole(self.store, path, force=self.force, labels=self.labels)
         if pages is None:
@@ -271,7 +271,7 @@ class IndexJob:
 
     def _discover(self, inputs: list[Any], config: IngestConfig | None) -> list[Any]:
         from mmrag.errors import IngestError
-        from mmrag.pipeline.ingest.discovery import as_inputs, expand
+        from mmrag.pipeline.ingest.discovery import as_inputs, expand, is_unsupported
 
         found: list[Any] = []
         for entry in as_inputs(inputs):
@@ -280,12 +280,8 @@ class IndexJob:
             except IngestError as err:
                 self.report.add_failure(str(err.source), err)
                 logger.warning("Skipping %s: %s", err.source, err.reason)
-        skip_unsupported = config is not None and config.skip_unsupported
-        total = sum(
-            1
-            for s in found
-            if not (s.kind is None and s.size > 0 and not s.explicit and skip_unsupported)
-        )
+        strict = config is not None and config.fail_unsupported
+        total = sum(1 for s in found if s.explicit or strict or not is_unsupported(s))
         with self._counters.lock:
             self._counters.files_total = total
         return found

@@ -24,7 +24,9 @@ LangChain ``Document``        its ``page_content`` as a plain-text document; nam
 ============================  =========================================================
 
 Bytes and text go through the same readers as files (written to a private folder that lives as
-long as the :class:`DataIngest`); a PIL image is used as it is (converted to RGB).
+long as the :class:`DataIngest`); a PIL image is used as it is (converted to RGB). Office
+documents given as bytes are converted once (the shared conversion cache); text given as a
+string or a Document is laid out in the private folder, leaving no file behind.
 
 Example:
     >>> from PIL import Image
@@ -89,6 +91,7 @@ class _Entry:
     payload: bytes | Image.Image
     suffix: str = ""
     metadata: Mapping[str, Any] | None = None
+    text: bool = False  # given as text: its pages are laid out again, not cached on disk
 
 
 def _is_image(value: object) -> bool:
@@ -118,7 +121,7 @@ def _entry(value: object) -> _Entry:
         data = text.encode("utf-8")
         name = getattr(value, "id", None) or f"document-{hashlib.sha256(data).hexdigest()[:16]}"
         fields = {k: v for k, v in value.metadata.items() if v is not None}  # type: ignore[attr-defined]
-        return _Entry(memory_source(str(name)), data, ".txt", fields)
+        return _Entry(memory_source(str(name)), data, ".txt", fields, text=True)
     if _is_image(value):
         filename = os.path.basename(getattr(value, "filename", "") or "")
         name = filename or f"image-{_pixel_sha256(value)[:16]}"  # type: ignore[arg-type]
@@ -130,7 +133,7 @@ def _entry(value: object) -> _Entry:
         if isinstance(payload, bytes | bytearray | memoryview):
             return _Entry(source, bytes(payload), suffix)
         if isinstance(payload, str):
-            return _Entry(source, payload.encode("utf-8"), suffix if suffix else ".txt")
+            return _Entry(source, payload.encode("utf-8"), suffix or ".txt", text=True)
         if _is_image(payload):
             return _Entry(source, payload)
     raise TypeError(
@@ -149,7 +152,7 @@ class DataIngest:
     Example:
         >>> from mmrag.pipeline.ingest.memory import DataIngest
         >>> from mmrag.types import IndexReport
-        >>> with DataIngest([("notes.txt", b"The zebra count rose.")]) as data:
+        >>> with DataIngest([("notes.txt", "The zebra count rose.")]) as data:
         ...     [item.citation() for item in data.items(IndexReport())]
         ['memory://notes.txt p.1']
     """
@@ -245,5 +248,8 @@ class DataIngest:
                 entry.source, f"unsupported data: this is {describe_format(fmt)}"
             )
         source = Source(path, kind, fmt, len(data), detected_by)
-        for item in iter_source(source, self.config, window=window):
+        config = self.config
+        if entry.text:  # cheap to lay out again: no PDF per chunk left in the shared cache
+            config = config.model_copy(update={"convert_cache": str(self._folder / "pdf")})
+        for item in iter_source(source, config, window=window):
             yield dataclasses.replace(item, source=entry.source)

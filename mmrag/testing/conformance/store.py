@@ -174,7 +174,7 @@ class StoreConformance:
             open_store(schema_for("other-model@2"))
         message = str(err.value)
         assert "toy-multi@1" in message and "other-model@2" in message
-        assert "recreate=True" in message and "collection" in message
+        assert "--recreate" in message and "collection" in message
         assert isinstance(err.value, ConfigError)
 
     def test_opening_with_other_pooling_settings_is_a_mismatch(self, open_store):

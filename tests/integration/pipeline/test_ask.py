@@ -49,7 +49,7 @@ def test_ask_answers_with_citations_that_map_back_to_pages_and_seconds(sample_di
     assert report.ok and report.indexed == len(truth) > 10
 
     assert isinstance(answer.text, str)
-    assert set(answer.timings) == {"retrieve", "rerank", "generate", "total"}
+    assert set(answer.timings) - {"load"} == {"retrieve", "rerank", "generate", "total"}
     assert answer.timings["total"] >= answer.timings["generate"] > 0
     assert len(answer.sources) == 3 and answer.citations
     for hit in answer.sources:
@@ -139,5 +139,6 @@ def test_cli_ask_prints_answer_and_sources_or_json(sample_dir, ask_config, tmp_p
         app, ["ask", QUESTION, "-c", str(config_path), "--modality", "video_frame", "-k", "2"]
     )
     assert video.exit_code == 0, video.output
-    assert "Sources (* cited):" in video.stdout and "Timings: retrieve" in video.stdout
+    assert "Sources (* cited):" in video.stdout and "Timings:" in video.stdout
+    assert "retrieve " in video.stdout
     assert video.stdout.count("acme_update_video.mp4 @ 0:") == 2

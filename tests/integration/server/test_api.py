@@ -176,7 +176,7 @@ def test_ask_answers_and_cites_pages_with_images(tmp_path, tiny_colmodernvbert, 
         assert response.status_code == 200, response.text
         answer = response.json()
         assert isinstance(answer["text"], str)
-        assert set(answer["timings"]) == {"retrieve", "rerank", "generate", "total"}
+        assert set(answer["timings"]) - {"load"} == {"retrieve", "rerank", "generate", "total"}
         assert answer["timings"]["total"] >= answer["timings"]["generate"] > 0
         assert len(answer["sources"]) == 2
         source_ids = [h["id"] for h in answer["sources"]]

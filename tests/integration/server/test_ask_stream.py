@@ -171,3 +171,12 @@ def test_stand_ins_are_read_from_the_model_folders(tmp_path, tiny_colmodernvbert
     assert stand_ins(config) == {"generator": "HuggingFaceTB/SmolVLM2-256M-Video-Instruct"}
     config.embedder.init_parameters["model"] = str(tiny_colmodernvbert)
     assert stand_ins(config)["embedder"] == "ModernVBERT/colmodernvbert-merged"
+
+
+def test_openapi_documents_the_stream(client):
+    ask = client.get("/openapi.json").json()["paths"]["/api/v1/ask"]["post"]
+    assert "text/event-stream" in ask["responses"]["200"]["content"]
+    assert "application/json" in ask["responses"]["200"]["content"]
+    assert [p["name"] for p in ask["parameters"]] == ["stream"]
+    for words in ("Accept: text/event-stream", "event: token", "event: answer", "event: error"):
+        assert words in ask["description"]

@@ -14,7 +14,19 @@ from mmrag.cli import app
 pytestmark = pytest.mark.unit
 
 runner = CliRunner()
-COMMANDS = ["index", "search", "ask", "eval", "serve", "info", "delete", "quickstart"]
+COMMANDS = [
+    "index",
+    "search",
+    "ask",
+    "eval",
+    "serve",
+    "sources",
+    "delete",
+    "doctor",
+    "info",
+    "init",
+    "quickstart",
+]
 
 
 def test_help_lists_every_subcommand():

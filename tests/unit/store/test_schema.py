@@ -89,7 +89,7 @@ def test_mismatch_error_names_stored_requested_and_the_fix():
     message = str(err.value)
     assert "embedder_id: 'colqwen2@v1' vs 'colpali@v1.3'" in message
     assert "collection 'docs' at /idx/docs" in message
-    assert "recreate=True" in message
+    assert "--recreate" in message
     assert isinstance(err.value, ConfigError)
     stored.check_compatible(multi_schema(), "x")  # same: no error
 

@@ -85,7 +85,7 @@ function clock(seconds) {  // 72.5 → "1:12.5", as the citations write video se
   return `${Math.floor(seconds / 60)}:${(seconds % 60).toFixed(1).padStart(4, "0")}`;
 }
 
-function locator(item) {  // where in the file: "page 3", "at 1:12.5" …
+function locator(item) {  // where in the file: "page 3", "video at 1:12.5" …
   if (item.modality === "video_frame" && item.timestamp_s != null) {
     return `video at ${clock(item.timestamp_s)}`;
   }
