@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 from mmrag.testing.bundle import seeded
+from mmrag.testing.manifest import TinyManifest, write_manifest
 
 __all__ = ["MONOQWEN_TARGETS", "build_monoqwen_adapter", "build_score_head_checkpoint"]
 
@@ -69,6 +70,14 @@ def build_monoqwen_adapter(
     model.save_pretrained(out_dir)
     adapter_config = json.loads((out_dir / "adapter_config.json").read_text(encoding="utf-8"))
     assert adapter_config["base_model_name_or_path"] == str(base_dir)
+    manifest = TinyManifest(
+        "monoqwen",
+        "PeftModel(Qwen2VLForConditionalGeneration)",
+        "lightonai/MonoQwen2-VL-v0.1",
+        seed,
+        "a LoRA adapter on the tiny Qwen2-VL",
+    )
+    write_manifest(out_dir, manifest)
     return out_dir
 
 
