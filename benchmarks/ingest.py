@@ -1,6 +1,7 @@
 """Benchmark: PDF ingest throughput and memory, side by side with PyMuPDF and pdftoppm.
 
     python benchmarks/ingest.py [--pages 200] [--dpi 144] [--repeats 15] [--rss-pages 2000]
+                                [--ocr-pages 10] [--ocr-repeats 1]
 
 What is measured, in one run, on one generated PDF (US Letter pages, each with a heading, three
 paragraphs of text and a distinct JPEG picture), at the same DPI:
@@ -16,7 +17,12 @@ paragraphs of text and a distinct JPEG picture), at the same DPI:
   parsing the PPM stream into PIL images, as pdf2image then does, is not counted;
 - ``rss_2000_over_20``: peak RSS (``VmHWM``) of a fresh process that ingests a 2,000-page PDF
   with default settings, loading every page image, divided by that of one ingesting a 20-page
-  PDF (same page content).
+  PDF (same page content);
+- ``mmrag_ocr_pages_per_s`` and ``mmrag_ocr_workers_pages_per_s``: ``ingest.ocr = "on"``
+  (Tesseract reads every page, as it reads a scanned page under ``"auto"``), in process and with
+  the workers, on a smaller PDF (``--ocr-pages``) of the same pages, beside
+  ``mmrag_ocr_off_pages_per_s`` (OCR off, timed on that same PDF); None when Tesseract is not
+  installed.
 
 Throughputs are the best of ``--repeats`` interleaved timed rounds (``--pdftoppm-repeats`` for
 the much slower pdftoppm) after one untimed warm-up round of every method, so one-time costs
@@ -25,7 +31,7 @@ separately. Also printed: medians, the machine's load average (this is a shared 
 from other processes lowers every number, and the workers run most), each method's CPU time
 per page in this process (for workers and pdftoppm only the parent's share), mmrag without its
 text layer (what the text layer costs), and each RSS child's peak before ingesting (imports).
-The last line is one JSON object with exactly the five keys above.
+The last line is one JSON object with exactly the eight keys above.
 """
 
 from __future__ import annotations
@@ -170,6 +176,32 @@ def cold_start_s(pdf: Path, dpi: int, workers: int) -> float:
     return timings[1] - timings[0]
 
 
+def measure_ocr(folder: Path, args: argparse.Namespace) -> dict[str, float]:
+    """Best pages/s with OCR off and on (in process and with workers) on an ``--ocr-pages``
+    PDF; empty when Tesseract is not installed."""
+    from mmrag.pipeline.ingest.ocr import ocr_available
+
+    if not ocr_available():
+        print("OCR: tesseract is not installed (apt-get install tesseract-ocr): skipped")
+        return {}
+    pdf = make_pdf(folder / "ocr.pdf", pages=args.ocr_pages)
+    runs: dict[str, Callable[[], int]] = {
+        "mmrag_ocr_off": lambda: mmrag_run(pdf, IngestConfig(dpi=args.dpi)),
+        "mmrag_ocr": lambda: mmrag_run(pdf, IngestConfig(dpi=args.dpi, ocr="on")),
+        "mmrag_ocr_workers": lambda: mmrag_run(
+            pdf, IngestConfig(dpi=args.dpi, ocr="on", workers=args.workers)
+        ),
+    }
+    rates, cpu = measure(runs, dict.fromkeys(runs, args.ocr_repeats))
+    print(f"OCR (Tesseract, every page) on {args.ocr_pages} pages, best of {args.ocr_repeats}:")
+    for name, values in rates.items():
+        print(
+            f"  {name:18s} best {max(values):7.2f} pages/s   this process's CPU "
+            f"{statistics.median(cpu[name]):7.1f} ms/page"
+        )
+    return {name: round(max(values), 2) for name, values in rates.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=200, help="pages of the throughput PDF")
@@ -180,6 +212,8 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=2, help="workers for the second run")
     parser.add_argument("--rss-pages", type=int, default=2000, help="pages of the big RSS PDF")
+    parser.add_argument("--ocr-pages", type=int, default=10, help="pages of the OCR PDF")
+    parser.add_argument("--ocr-repeats", type=int, default=1, help="timed rounds with OCR")
     parser.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--ingest-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -234,6 +268,7 @@ def main() -> None:
             )
         best = {name: max(values) for name, values in rates.items()}
         print(f"load average after timing: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+        ocr = measure_ocr(folder, args)
 
         small = make_pdf(folder / "rss20.pdf", pages=20)
         started = time.perf_counter()
@@ -274,6 +309,9 @@ def main() -> None:
                 "pymupdf_pages_per_s": round(best["pymupdf"], 1),
                 "pdftoppm_pages_per_s": round(best["pdftoppm"], 1) if "pdftoppm" in best else None,
                 "rss_2000_over_20": round(rss_big / rss_small, 3),
+                "mmrag_ocr_off_pages_per_s": ocr.get("mmrag_ocr_off"),
+                "mmrag_ocr_pages_per_s": ocr.get("mmrag_ocr"),
+                "mmrag_ocr_workers_pages_per_s": ocr.get("mmrag_ocr_workers"),
             }
         )
     )

@@ -3,9 +3,12 @@
 It runs the same pipeline a user configures (ingest → embed → pool → embedded Qdrant → staged
 retrieval → MLLM rerank on a GPU → VLM answer citing page and video second), with the default
 small real models when they are cached or the Hugging Face hub can be reached. Otherwise it says
-so plainly, shows how to get the models, and runs on tiny random models of the same
-architectures under a banner that their rankings and answers are meaningless. It never downloads
-behind the user's back without saying so, and never fakes a result.
+so plainly, shows how to get the models, and still shows only true results, under a banner
+naming each stand-in: a tiny random embedder of the same architecture runs every stage, but the
+pages are ranked by the BM25 text channel (the pages' text layer); the answer is extractive (the
+best-matching sentences of the retrieved pages, quoted and cited) instead of a generator's; a
+random reranker is skipped. It never downloads behind the user's back without saying so, and
+never fakes a result.
 
 Example:
     $ mmrag quickstart
@@ -36,15 +39,32 @@ BANNER = """\
 ========================================================================================
   OFFLINE DEMO: these models are not cached here and the Hugging Face hub cannot be reached:
 {missing}
-  Running the same pipeline on tiny RANDOM models of the same architectures.
-  Their rankings and ANSWERS ARE MEANINGLESS; every other stage (ingest, pooling, Qdrant,
-  staged retrieval, reranking, generation, citations) is the real code path.
+  What runs instead, so that what you see is still true:
+{stand_ins}
+  Every other stage (ingest, the PDF text layer, pooling, Qdrant, staged retrieval, citations)
+  is the real code path.
   To use the real models:  huggingface-cli download <model>   (for each one above)
   or point the config at local copies, e.g.  [generator.init_parameters] model = "/path"
 ========================================================================================"""
 
-#: quickstart role → (config section, tiny zoo model standing in for the default)
-_TINY = {"embedder": "colmodernvbert", "generator": "idefics3", "reranker": "monoqwen"}
+#: what stands in for each unreachable model, as the banner says it
+STAND_INS = {
+    "embedder": (
+        "a tiny RANDOM model of the same architecture: its visual scores are MEANINGLESS, so\n"
+        "              the ranking comes from the text channel (BM25 over the pages' text)"
+    ),
+    "generator": (
+        "no model: an extractive answer, the best-matching sentences of the retrieved\n"
+        "              pages quoted with their citations"
+    ),
+    "reranker": "skipped (a random reranker would shuffle the ranking)",
+}
+
+#: the plan when the embedder is a random stand-in: the text channel orders the pages
+OFFLINE_PLAN = "text@10"
+
+#: the tiny zoo model standing in for the default embedder
+_TINY_EMBEDDER = "colmodernvbert"
 
 
 def find_sample_data() -> Path | None:
@@ -77,28 +97,14 @@ def _gpu_present() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def _tiny_model(role: str, workdir: Path) -> Path:
-    """Build (once) the tiny random model standing in for ``role``'s default model."""
+def _tiny_embedder(workdir: Path) -> Path:
+    """Build (once) the tiny random embedder standing in for the default one."""
     from mmrag.testing.zoo import build
 
-    root = workdir / "tiny-models"
-    if role == "reranker":  # a LoRA adapter on the tiny Qwen2-VL, as MonoQwen2-VL is
-        from mmrag.testing.rerankers import build_monoqwen_adapter
-
-        base = _tiny_model_named("qwen2vl", root, build)
-        adapter = root / "monoqwen"
-        if not (adapter / "adapter_config.json").is_file():
-            shutil.rmtree(adapter, ignore_errors=True)
-            build_monoqwen_adapter(base, adapter)
-        return adapter
-    return _tiny_model_named(_TINY[role], root, build)
-
-
-def _tiny_model_named(name: str, root: Path, build: Callable[[str, Path], Any]) -> Path:
-    folder = root / name
+    folder = workdir / "tiny-models" / _TINY_EMBEDDER
     if not (folder / "mmrag_tiny.json").is_file():
         shutil.rmtree(folder, ignore_errors=True)
-        build(name, folder)
+        build(_TINY_EMBEDDER, folder)
     return folder
 
 
@@ -113,19 +119,23 @@ def demo_config(
     offline: bool | None = None,
     echo: Callable[[str], Any] = print,
 ) -> tuple[PipelineConfig, dict[str, str]]:
-    """The quickstart's pipeline config, with tiny random stand-ins for unreachable models.
+    """The quickstart's pipeline config, with stand-ins for unreachable models.
 
     The default small real models (a ColPali-family embedder, a SmolVLM generator, and the
     MonoQwen2-VL reranker when a GPU is present) are used when cached or downloadable;
-    each one that is not (or every one, with ``offline=True``) is replaced by a tiny random
-    model of the same architecture built under ``workdir``, and a banner saying so is echoed.
+    each one that is not (or every one, with ``offline=True``) has a stand-in, and a banner
+    saying so is echoed. What is shown stays true: the embedder is a tiny random model of the
+    same architecture built under ``workdir``, whose pages are ranked by the BM25 text channel
+    (``retrieval.hybrid``, plan :data:`OFFLINE_PLAN`); the generator is the extractive answer
+    (:class:`~mmrag.generators.extractive.ExtractiveGenerator`: quoted sentences of the
+    retrieved pages, cited; no model); the reranker is skipped.
     Returns the config (store under ``workdir``) and ``{role: real model}`` of the stand-ins.
 
     Example:
         >>> from mmrag.quickstart import demo_config                   # doctest: +SKIP
         >>> config, stand_ins = demo_config(Path("/tmp/demo"))          # doctest: +SKIP
     """
-    from mmrag.config import PipelineConfig, RerankerSpec
+    from mmrag.config import GeneratorSpec, PipelineConfig, RerankerSpec
 
     workdir = workdir.expanduser().resolve()
     config = PipelineConfig()
@@ -150,14 +160,26 @@ def demo_config(
         else:
             missing[role] = model
     if missing:
-        echo(BANNER.format(missing="\n".join(f"    {r:9s} {m}" for r, m in missing.items())))
-        for role in missing:
-            folder = _tiny_model(role, workdir)
-            specs[role].init_parameters = {**specs[role].init_parameters, "model": str(folder)}
-            if role == "generator":
-                specs[role].init_parameters["max_new_tokens"] = 24
-            echo(f"{role}: tiny random stand-in in {folder}")
-    config.store.path = str(workdir / ("index-tiny" if "embedder" in missing else "index"))
+        echo(
+            BANNER.format(
+                missing="\n".join(f"    {r:9s} {m}" for r, m in missing.items()),
+                stand_ins="\n".join(f"    {r:9s} {STAND_INS[r]}" for r in missing),
+            )
+        )
+    if "embedder" in missing:
+        folder = _tiny_embedder(workdir)
+        config.embedder.init_parameters = {**config.embedder.init_parameters, "model": str(folder)}
+        config.retrieval.hybrid = True
+        config.retrieval.plan = OFFLINE_PLAN
+        echo(f"embedder: tiny random stand-in in {folder}; plan {OFFLINE_PLAN} (BM25)")
+    if "generator" in missing:
+        config.generator = GeneratorSpec(type="extractive")
+        echo("generator: extractive answer (quotes the retrieved pages, no model)")
+    if "reranker" in missing:
+        config.reranker = None
+        echo("reranker: skipped")
+    index = "index-offline" if "embedder" in missing else "index"
+    config.store.path = str(workdir / index)
     return config, missing
 
 
@@ -198,7 +220,7 @@ def run_quickstart(
             f"\nQ: {question}\nplan: {pipe.plan()}"
             + (" -> monoqwen rerank" if pipe.reranker else "")
         )
-        label = "A (tiny random generator: meaningless)" if "generator" in missing else "A"
+        label = "A (extractive: quoted from the pages)" if "generator" in missing else "A"
         echo(f"{label}: {_printable(result.text) or '(empty)'}")
         cited = {hit.id for hit in result.citations}
         echo("Sources (* cited):")
@@ -209,5 +231,5 @@ def run_quickstart(
     timings.update(result.timings)
     echo("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
     if tiny:
-        echo("(tiny random models were used: see the banner above for the real ones)")
+        echo("(stand-ins were used: see the banner above for the real models and what ran)")
     return 0 if report.ok else 1

@@ -30,10 +30,12 @@ COMPONENTS: Mapping[str, Mapping[str, str]] = {
         "maxsim": "mmrag.rerankers.maxsim:MaxSimReranker",
         "monoqwen": "mmrag.rerankers.monoqwen:MonoQwenReranker",
         "score_head": "mmrag.rerankers.score_head:ScoreHeadReranker",
+        "text": "mmrag.rerankers.text:TextReranker",
     },
     "generator": {
         "transformers": "mmrag.generators.transformers_vlm:TransformersGenerator",
         "langchain": "mmrag.generators.langchain:LangChainGenerator",
+        "extractive": "mmrag.generators.extractive:ExtractiveGenerator",
     },
 }
 

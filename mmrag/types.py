@@ -39,6 +39,7 @@ __all__ = [
     "IndexReport",
     "Item",
     "Modality",
+    "Region",
     "canonical_source",
     "check_metadata",
     "content_id",
@@ -261,6 +262,32 @@ class Embedding:
 
 
 @dataclass(frozen=True)
+class Region:
+    """A box on a page or frame that carries a hit's match, with its share of the score.
+
+    Coordinates are the page's own: PDF points for PDF pages (origin top-left of the page, as
+    PyMuPDF reports them), pixels of the item's image for images and video frames. ``score`` is
+    the part of the hit's MaxSim score its query tokens found in the box (see
+    :mod:`mmrag.pipeline.regions`).
+
+    Example:
+        >>> from mmrag.types import Region
+        >>> Region(x0=10, y0=20, x1=110, y1=60, score=3.5).to_dict()
+        {'x0': 10.0, 'y0': 20.0, 'x1': 110.0, 'y1': 60.0, 'score': 3.5}
+    """
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    score: float
+
+    def to_dict(self) -> dict[str, float]:
+        """A JSON-safe view."""
+        return {k: float(getattr(self, k)) for k in ("x0", "y0", "x1", "y1", "score")}
+
+
+@dataclass(frozen=True)
 class Hit:
     """One retrieved item with its final score and the score it had at each stage.
 
@@ -276,6 +303,9 @@ class Hit:
     score: float
     item: Item
     stage_scores: Mapping[str, float] = field(default_factory=dict)
+    #: the page regions that carry the match, best first (multi-vector embedders with a patch
+    #: grid; empty when not computed)
+    regions: tuple[Region, ...] = ()
 
     def citation(self) -> str:
         """The item's human-readable reference (page or video second)."""
@@ -289,6 +319,7 @@ class Hit:
             "citation": self.citation(),
             "stage_scores": {k: float(v) for k, v in self.stage_scores.items()},
             "item": self.item.to_payload(),
+            "regions": [region.to_dict() for region in self.regions],
         }
 
 

@@ -18,16 +18,21 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 
-# LibreOffice converts Office documents to PDF (optional for users; the tests use it when it is
-# there). Best effort, Debian/Ubuntu as root only; MMRAG_NO_SYSTEM_PACKAGES=1 skips it.
-if [ -z "${MMRAG_NO_SYSTEM_PACKAGES:-}" ] && ! command -v soffice >/dev/null 2>&1 \
+# System tools that optional features use (the tests use them when they are there): LibreOffice
+# converts Office documents to PDF, Tesseract reads text without a text layer (OCR). Best effort,
+# Debian/Ubuntu as root only; MMRAG_NO_SYSTEM_PACKAGES=1 skips it.
+SYSTEM_PACKAGES=""
+command -v soffice >/dev/null 2>&1 \
+  || SYSTEM_PACKAGES="libreoffice-writer-nogui libreoffice-impress-nogui libreoffice-calc-nogui"
+command -v tesseract >/dev/null 2>&1 || SYSTEM_PACKAGES="$SYSTEM_PACKAGES tesseract-ocr"
+if [ -z "${MMRAG_NO_SYSTEM_PACKAGES:-}" ] && [ -n "$SYSTEM_PACKAGES" ] \
    && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  echo "setup: installing LibreOffice (headless) for Office documents"
-  { apt-get install -y -qq --no-install-recommends libreoffice-writer-nogui \
-      libreoffice-impress-nogui libreoffice-calc-nogui >/dev/null 2>&1 \
-    || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends \
-      libreoffice-writer-nogui libreoffice-impress-nogui libreoffice-calc-nogui >/dev/null 2>&1; }; } \
-    || echo "setup: LibreOffice could not be installed; Office documents will be skipped"
+  echo "setup: installing $SYSTEM_PACKAGES"
+  # shellcheck disable=SC2086
+  { apt-get install -y -qq --no-install-recommends $SYSTEM_PACKAGES >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null 2>&1 \
+         && apt-get install -y -qq --no-install-recommends $SYSTEM_PACKAGES >/dev/null 2>&1; }; } \
+    || echo "setup: could not install $SYSTEM_PACKAGES; Office documents and OCR tests are skipped"
 fi
 
 if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && [ "$(cat "$STAMP")" = "$EXTRAS" ]; then

@@ -66,23 +66,54 @@ def search(
     modality: ModalityOption = None,
     filters: FilterOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False,
+    explain: Annotated[
+        str | None,
+        typer.Option(
+            "--explain",
+            metavar="OUT_DIR",
+            help="Write each hit's page with its similarity heat map and region boxes "
+            "(one PNG per hit) into OUT_DIR.",
+        ),
+    ] = None,
 ) -> None:
-    """Search the index and print the ranked pages / frames with their stage scores."""
+    """Search the index and print the ranked pages / frames with their stage scores (and the
+    page regions that carry each match, for multi-vector embedders with a patch grid)."""
     cfg = load_config(config)
     check_plan(plan)
     where = build_filter(source, modality, filters)
+    pictures: list[Any] = []
     with open_pipeline(cfg) as pipe:
         guard(lambda: pipe.store)  # a locked or damaged store fails before a model loads
         load_step(pipe, "embedder", "reranker")
-        hits = guard(lambda: pipe.search(query, k=k, plan=plan, filter=where))
+        regions = True if explain else None
+        hits = guard(lambda: pipe.search(query, k=k, plan=plan, filter=where, regions=regions))
+        if explain:
+            pictures = guard(lambda: _explain(pipe, query, hits, explain))
     if as_json:
         typer.echo(json.dumps([hit.to_dict() for hit in hits], indent=2))
-        return
-    if not hits:
-        typer.echo("no hits")
-    for rank, hit in enumerate(hits, 1):
-        stages = ", ".join(f"{name} {score:.3f}" for name, score in hit.stage_scores.items())
-        typer.echo(f"{rank:2d}. {hit.score:8.3f}  {hit.citation()}  [{stages}]")
+    else:
+        if not hits:
+            typer.echo("no hits")
+        for rank, hit in enumerate(hits, 1):
+            stages = ", ".join(f"{name} {score:.3f}" for name, score in hit.stage_scores.items())
+            typer.echo(f"{rank:2d}. {hit.score:8.3f}  {hit.citation()}  [{stages}]")
+            for region in hit.regions[:3]:
+                unit = "pt" if hit.item.modality.value == "pdf_page" else "px"
+                typer.echo(
+                    f"      region ({region.x0:.0f}, {region.y0:.0f}) - "
+                    f"({region.x1:.0f}, {region.y1:.0f}) {unit}  score {region.score:.3f}"
+                )
+    for path in pictures:
+        typer.echo(f"explained: {path}", err=as_json)
+
+
+def _explain(pipe: Any, query: str, hits: list[Any], out_dir: str) -> list[Any]:
+    """The ``--explain`` pictures of ``hits`` (see :mod:`mmrag.pipeline.explain`)."""
+    from mmrag.embedders.base import Query
+    from mmrag.pipeline.explain import explain_hits
+
+    (embedding,) = pipe.embedder.embed_queries([Query.coerce(query)])
+    return explain_hits(pipe.store, pipe.assets, embedding, hits, out_dir)
 
 
 def ask(

@@ -4,6 +4,8 @@
   SmolVLM / Idefics3 …) shown the page and frame images.
 - :class:`~mmrag.generators.langchain.LangChainGenerator` – any LangChain chat model, images as
   multimodal content blocks.
+- :class:`~mmrag.generators.extractive.ExtractiveGenerator` – no model: quotes the retrieved
+  pages' sentences that best match the question (BM25), with their citations.
 
 Importing this package is cheap; the backends import torch / langchain when used.
 

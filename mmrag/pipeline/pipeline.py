@@ -265,15 +265,18 @@ class Pipeline:
         plan: str | None = None,
         filter: SearchFilter | None = None,
         rerank: bool = True,
+        regions: bool | None = None,
     ) -> list[Hit]:
         """The best ``k`` pages / frames for a query (text, an image, or both).
 
         With a reranker configured (and ``rerank``), the plan's candidates are reranked and the
-        best ``k`` kept; each hit's ``stage_scores`` holds every stage's score.
+        best ``k`` kept; each hit's ``stage_scores`` holds every stage's score, its ``regions``
+        the page boxes that carry the match (``regions=None``: when ``k`` <= 20).
         """
         from mmrag.pipeline.rag import retrieve
 
-        return retrieve(self, query, k=k, plan=plan, filter=filter, rerank=rerank).hits
+        found = retrieve(self, query, k=k, plan=plan, filter=filter, rerank=rerank, regions=regions)
+        return found.hits
 
     def ask(
         self,

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mmrag.errors import ConfigError
+from mmrag.pipeline.regions import REGIONS_MAX_K, attach_regions
 from mmrag.pipeline.startup import load_models
 from mmrag.types import Answer, Hit
 
@@ -57,8 +58,14 @@ def retrieve(
     plan: str | None = None,
     filter: SearchFilter | None = None,
     rerank: bool = True,
+    regions: bool | None = None,
 ) -> Retrieved:
-    """Embed the query, run the retrieval plan, then the pipeline's reranker (if any)."""
+    """Embed the query, run the retrieval plan, then the pipeline's reranker (if any).
+
+    ``regions`` sets each final hit's region citations (:mod:`mmrag.pipeline.regions`;
+    multi-vector embedders with a patch grid); ``None``: when ``k`` is at most
+    :data:`~mmrag.pipeline.regions.REGIONS_MAX_K`. They are timed as ``regions``.
+    """
     from mmrag.embedders.base import Query
     from mmrag.pipeline.retrieval import Retriever
     from mmrag.rerankers.base import RerankContext
@@ -87,7 +94,12 @@ def retrieve(
         context = RerankContext(query_embedding=embedding, store=pipeline.store)
         hits = reranker.rerank(coerced, hits, top_n=k, context=context)
         timings["rerank"] = time.perf_counter() - start
-    return Retrieved(hits=hits[:k], timings=timings)
+    hits = hits[:k]
+    if regions or (regions is None and k <= REGIONS_MAX_K):
+        start = time.perf_counter()
+        hits = attach_regions(store, embedding, hits)
+        timings["regions"] = time.perf_counter() - start
+    return Retrieved(hits=hits, timings=timings)
 
 
 def answer(

@@ -6,6 +6,8 @@
   against the query ("True" / "False" logits; MonoQwen2-VL).
 - :class:`~mmrag.rerankers.score_head.ScoreHeadReranker` – a VLM with a scoring head
   (jina-reranker-m0).
+- :class:`~mmrag.rerankers.text.TextReranker` – a text cross-encoder over each page's text,
+  fused with the visual score (``type = "text"``).
 
 Importing this package is cheap; the model-backed rerankers import torch when they load.
 

@@ -8,8 +8,10 @@ Qwen2-VL backbone, each in its own module:
 - **Score head** (:class:`~mmrag.rerankers.score_head.ScoreHeadReranker`,
   ``jinaai/jina-reranker-m0``): a two-layer MLP on the backbone's last hidden state.
 
-Both are batched (left padding, so the last position is every row's last real token), resize
-pages to an image budget (``max_pixels``) and keep the best ``top_n``: that shared part is
+Both are batched (left padding, so the last position is every row's last real token), size
+pages as the checkpoint's processor does (its own ``min_pixels`` / ``max_pixels``, as on the model
+card) unless ``max_pixels`` caps them (a speed setting: fewer image tokens, less detail; on a text
+page it can change the judgement) and keep the best ``top_n``: that shared part is
 :class:`ImageReranker`, here.
 
 Example:
@@ -44,14 +46,18 @@ MIN_PIXELS = 3136
 class ImageReranker(HFComponent):
     """Shared batching, image budget and hit bookkeeping of the MLLM rerankers.
 
-    Subclasses implement ``_load()`` and :meth:`_score`, name their ``stage`` and set
-    ``default_max_pixels`` (the image budget when ``max_pixels`` is not given); a subclass that
-    takes image queries overrides :meth:`_check_query`.
+    Subclasses implement ``_load()`` (setting ``self._processor``) and :meth:`_score`, name
+    their ``stage`` and may set ``default_max_pixels`` (a budget the model card itself sets on
+    top of the processor's); a subclass that takes image queries overrides :meth:`_check_query`.
+
+    ``max_pixels`` / ``min_pixels`` left at ``None`` keep the processor's own settings (read from
+    the checkpoint); ``max_pixels`` caps the pixels per page (faster, fewer image tokens).
     """
 
     stage = ""
-    #: The image budget (pixels per page) when ``max_pixels`` is not given.
-    default_max_pixels: ClassVar[int] = 0
+    #: The image budget (pixels per page) when ``max_pixels`` is not given; ``None``: the
+    #: processor's own setting.
+    default_max_pixels: ClassVar[int | None] = None
 
     def __init__(
         self,
@@ -62,7 +68,7 @@ class ImageReranker(HFComponent):
         dtype: str = "auto",
         batch_size: int = 4,
         max_pixels: int | None = None,
-        min_pixels: int = MIN_PIXELS,
+        min_pixels: int | None = None,
         top_n: int | None = None,
         trust_remote_code: bool = False,
         local_files_only: bool | None = None,
@@ -144,7 +150,7 @@ class ImageReranker(HFComponent):
             ) from error
         return self._rgb(image)
 
-    def _budget(self) -> int:
+    def _budget(self) -> int | None:
         return self.max_pixels or self.default_max_pixels
 
     def _check_query(self, query: Query) -> None:
@@ -152,7 +158,16 @@ class ImageReranker(HFComponent):
             raise ConfigError(f"the {self.stage} reranker needs a text query")
 
     def _processor_kwargs(self) -> dict[str, Any]:
-        return {"size": {"shortest_edge": self.min_pixels, "longest_edge": self._budget()}}
+        """The processor's ``size`` override: nothing when neither budget is set (the
+        processor's own settings apply), else its own size with the set bounds replaced."""
+        budget = self._budget()
+        if budget is None and self.min_pixels is None:
+            return {}
+        own = dict(getattr(self._processor.image_processor, "size", None) or {})
+        longest = budget or own.get("longest_edge") or own.get("max_pixels")
+        shortest = self.min_pixels or own.get("shortest_edge") or own.get("min_pixels")
+        shortest = min(shortest or MIN_PIXELS, longest) if longest else shortest
+        return {"size": {"shortest_edge": shortest, "longest_edge": longest}}
 
     def _to_device(self, batch: Any) -> dict[str, Any]:
         return {k: v.to(self.resolved_device) if hasattr(v, "to") else v for k, v in batch.items()}

@@ -79,6 +79,8 @@ class Point:
             vectors["text"] = bm25_document(item.text)
         bound = item if item.embedder_id == embedder_id else item.with_embedder(embedder_id)
         payload = bound.to_payload()
+        if embedding.kind == "multi" and embedding.grid is not None:
+            _set_grid(payload, embedding.grid)
         if pending:
             payload[PENDING_FIELD] = 1
         return cls(id=bound.id, vectors=vectors, payload=payload)
@@ -106,9 +108,18 @@ class Point:
             else item.with_embedder(schema.embedder_id)
         )
         payload = bound.to_payload()
+        grid = (record.payload.get("details") or {}).get("grid")
+        if grid is not None:
+            _set_grid(payload, grid)
         if pending:
             payload[PENDING_FIELD] = 1
         return cls(id=bound.id, vectors=vectors, payload=payload)
+
+
+def _set_grid(payload: dict[str, Any], grid: Iterable[int]) -> None:
+    """Record the patch grid ``[rows, cols]`` of the ``full`` vectors in ``details["grid"]``
+    (region citations map each stored vector back to its place on the page)."""
+    payload["details"] = {**(payload.get("details") or {}), "grid": [int(n) for n in grid]}
 
 
 @dataclass(frozen=True)

@@ -255,3 +255,69 @@ def test_api_key_and_search_only_server(
         )
         page.click("#viewer-close")
         page.wait_for_selector("#viewer", state="hidden")
+
+
+#: For each cited thumbnail: the box of the image's content as laid out (``object-fit:
+#: contain`` letterboxes it) and the boxes of its outlined regions, in CSS pixels.
+_THUMB_BOXES = """() => [...document.querySelectorAll('.citation .thumb')].map((thumb) => {
+  const img = thumb.querySelector('img');
+  const box = img.getBoundingClientRect();
+  const scale = Math.min(box.width / img.naturalWidth, box.height / img.naturalHeight);
+  const w = img.naturalWidth * scale, h = img.naturalHeight * scale;
+  const content = {left: box.left + (box.width - w) / 2, top: box.top + (box.height - h) / 2,
+                   right: box.left + (box.width + w) / 2, bottom: box.top + (box.height + h) / 2};
+  const rects = [...thumb.querySelectorAll('svg.regions rect')].map((r) => {
+    const b = r.getBoundingClientRect();
+    return {left: b.left, top: b.top, right: b.right, bottom: b.bottom};
+  });
+  return {content, rects};
+})"""
+
+
+def test_region_citations_are_outlined_on_thumbnails_and_in_the_large_view(
+    browser, artifacts_dir, tmp_path, tiny_colmodernvbert
+):
+    app = create_app(_config(tmp_path / "index", tiny_colmodernvbert, None))
+    with live_server(app) as url:
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(url)
+        page.wait_for_selector("#status:has-text('pages / frames indexed')")
+        _upload_and_wait(page, [PDF, PNG])
+        page.fill("#question", "How much did revenue grow in 2024?")
+        page.click("#ask")
+        cards = _cited_thumbnails_loaded(page)
+        assert cards >= 2
+        thumbs = page.evaluate(_THUMB_BOXES)
+        for thumb in thumbs:  # every hit has regions, drawn inside the page's image
+            assert thumb["rects"], thumb
+            content = thumb["content"]
+            for rect in thumb["rects"]:
+                assert rect["left"] >= content["left"] - 1.5
+                assert rect["top"] >= content["top"] - 1.5
+                assert rect["right"] <= content["right"] + 1.5
+                assert rect["bottom"] <= content["bottom"] + 1.5
+                assert rect["right"] - rect["left"] > 1 and rect["bottom"] - rect["top"] > 1
+        assert page.locator(".citation svg.regions rect.best").count() == cards
+        page.screenshot(path=str(artifacts_dir / "web-06-regions.png"), full_page=True)
+
+        page.locator(".citation .thumb").first.click()  # the large view outlines them too
+        page.wait_for_function(
+            "() => { const img = document.getElementById('viewer-img');"
+            " return img.src && img.complete && img.naturalWidth > 0; }"
+        )
+        stage = page.evaluate(
+            """() => {
+              const img = document.getElementById('viewer-img').getBoundingClientRect();
+              const svg = document.querySelector('#viewer-stage svg.regions');
+              const box = svg.getBoundingClientRect();
+              return {img: [img.left, img.top, img.width, img.height],
+                      svg: [box.left, box.top, box.width, box.height],
+                      rects: svg.querySelectorAll('rect').length};
+            }"""
+        )
+        assert stage["rects"] == len(thumbs[0]["rects"])
+        assert stage["svg"] == pytest.approx(stage["img"], abs=1.5)
+        page.screenshot(path=str(artifacts_dir / "web-07-regions-enlarged.png"))
+        assert errors == []

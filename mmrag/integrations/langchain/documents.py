@@ -74,7 +74,8 @@ def hit_to_document(
     (its URL in ``image_uri``); both set ``image_mime``. A hit whose image is not stored gets
     neither key (and a warning in the log). The item's own fields (its user metadata) are
     in ``user_metadata`` and, where they do not clash with the keys above, flat as well
-    (``doc.metadata["dept"]``).
+    (``doc.metadata["dept"]``). A hit with region citations has them in ``regions``
+    (``[{x0, y0, x1, y1, score}]``, PDF points for pages, pixels for images and frames).
 
     Example:
         >>> from mmrag.types import Hit, Item
@@ -103,6 +104,8 @@ def hit_to_document(
     }
     if include_stage_scores:
         metadata["stage_scores"] = {k: float(v) for k, v in hit.stage_scores.items()}
+    if hit.regions:  # the page boxes that carry the match: PDF points / image pixels
+        metadata["regions"] = [region.to_dict() for region in hit.regions]
     if item.metadata:  # the user's own fields: flat (mmrag's keys win) and as one dict
         fields = dict(item.metadata)
         metadata["user_metadata"] = fields

@@ -49,6 +49,9 @@ def install_search_routes(app: FastAPI, service: Service) -> None:
         ),
         plan: str | None = Query(None, description="Retrieval plan, e.g. `global@100 -> full@5`."),
         rerank: bool = Query(True, description="Apply the configured reranker, if any."),
+        regions: bool | None = Query(
+            None, description="Each hit's page regions that carry the match (default: k <= 20)."
+        ),
         filters: list[str] | None = Query(
             None,
             alias="filter",
@@ -68,7 +71,7 @@ def install_search_routes(app: FastAPI, service: Service) -> None:
         base = SearchFilter.build(source=source or None, modality=modality or None)
         where = SearchFilter.parse(filters or (), base=base).for_tenant(tenant)
         started = time.perf_counter()
-        hits = pipe.search(q, k=k, plan=plan, filter=where, rerank=rerank)
+        hits = pipe.search(q, k=k, plan=plan, filter=where, rerank=rerank, regions=regions)
         took = time.perf_counter() - started
         response.headers["Server-Timing"] = _server_timing({"load": load, "search": took})
         root = request.scope.get("root_path", "")

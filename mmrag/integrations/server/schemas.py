@@ -92,6 +92,14 @@ class JobOut(BaseModel):
     finished_at: float | None = None
 
 
+class RegionOut(BaseModel):
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    score: float = Field(description="The part of the hit's score its query tokens found here.")
+
+
 class HitOut(BaseModel):
     id: str
     score: float
@@ -103,6 +111,11 @@ class HitOut(BaseModel):
         description="The item's user metadata (the fields given when it was indexed).",
     )
     image_url: str = Field(description="The page / frame image (GET).")
+    regions: list[RegionOut] = Field(
+        default_factory=list,
+        description="The page regions that carry the match, best first: PDF points for PDF "
+        "pages, pixels for images and frames (multi-vector embedders with a patch grid).",
+    )
 
 
 class SearchOut(BaseModel):

@@ -40,6 +40,7 @@ from mmrag.pipeline.ingest.errors import (
     ImageTooLargeError,
     TruncatedFileError,
 )
+from mmrag.pipeline.ingest.ocr import apply_ocr, require_ocr
 from mmrag.pipeline.ingest.options import IngestConfig
 from mmrag.types import Item, Modality
 
@@ -259,7 +260,9 @@ def iter_image_frames(
 
     Each Item has ``width``/``height`` of the upright, ``max_side``-bounded RGB image that
     ``load_image()`` returns, ``frame_index`` for frames of multi-frame files, and details
-    ``format``, ``mode`` (as stored) and ``frame_count``.
+    ``format``, ``mode`` (as stored) and ``frame_count``. With ``ingest.ocr`` on or auto, the
+    text Tesseract read is ``text`` and details add ``text_source = "ocr"`` and ``words``
+    (boxes in pixels of the Item's image).
 
     Raises typed errors: ``EmptyFileError``, ``CorruptFileError`` / ``TruncatedFileError``
     (undecodable data), ``ImageTooLargeError`` (over ``max_image_pixels``),
@@ -287,6 +290,7 @@ def image_items(
     stamp = FileStamp.of(source)
     digest = sha256 or file_sha256(source)
     limit = config.max_image_pixels
+    ocr = require_ocr(config.ocr)  # an image has no text layer: "auto" reads it like "on"
     with _open(source, limit) as image:
         frame_count = int(getattr(image, "n_frames", 1) or 1)
         fmt, stored_mode = image.format, image.mode
@@ -308,10 +312,16 @@ def image_items(
                 if orientation in _SWAPS_SIDES:
                     width, height = height, width
                 target = fit_size(width, height, config.max_side)
-                pixels = _decode(image, orientation, target) if window.keeps_images else None
+                wants_pixels = window.keeps_images or ocr
+                pixels = _decode(image, orientation, target) if wants_pixels else None
             except (OSError, EOFError, ValueError, SyntaxError) as err:
                 raise _decode_error(source, frame_index, err) from err
             metadata: dict[str, Any] = {"format": fmt, "mode": stored_mode}
+            text = None
+            if ocr and pixels is not None:
+                text = apply_ocr(pixels, metadata, config.ocr_languages)
+                if not window.keeps_images:
+                    pixels = None
             if frame_count > 1:
                 metadata["frame_count"] = frame_count
             fallback = ImageFrameLoader(source, frame_index, config.max_side, limit, stamp)
@@ -322,6 +332,7 @@ def image_items(
                 frame_index=frame_index,
                 width=target[0],
                 height=target[1],
+                text=text,
                 details=metadata,
                 image_loader=window.wrap(pixels, fallback),
             )

@@ -31,6 +31,8 @@ class IngestConfig(BaseModel):
         100
         >>> IngestConfig(video_fps=None, video_scene_threshold=0.2).video_fps is None
         True
+        >>> IngestConfig(ocr="auto").ocr
+        'auto'
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -62,6 +64,20 @@ class IngestConfig(BaseModel):
         "pixels differs from the background (tolerates scanner specks).",
     )
     extract_text: bool = Field(True, description="Keep each PDF page's text layer on its Item.")
+    ocr: Literal["off", "on", "auto"] = Field(
+        "off",
+        description="Read text with Tesseract OCR: 'auto' only where there is no text layer "
+        "(scanned PDF pages, images, video frames), 'on' everywhere (replacing a PDF text "
+        "layer), 'off' never. The text feeds the BM25 text channel like a text layer; word "
+        "boxes go to Item.details['words']. About 1.5 s per A4 page on one CPU core, hence off "
+        "by default. Needs the `tesseract` program (apt-get install tesseract-ocr).",
+    )
+    ocr_languages: str = Field(
+        "eng",
+        pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$",
+        description="Tesseract language packs, joined by '+' (e.g. 'eng+deu'; each needs its "
+        "tesseract-ocr-LANG package).",
+    )
     pdf_password: str | None = Field(
         None,
         repr=False,

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import os
@@ -33,6 +34,7 @@ from mmrag.pipeline.ingest._prefetch import PrefetchWindow
 from mmrag.pipeline.ingest.errors import (
     CorruptFileError,
 )
+from mmrag.pipeline.ingest.ocr import require_ocr
 from mmrag.pipeline.ingest.options import IngestConfig
 from mmrag.pipeline.ingest.pdf_labels import PageLabels
 from mmrag.pipeline.ingest.pdf_open import open_pdf
@@ -127,7 +129,7 @@ def _render_in_process(
     """Render pages one by one in this process (the default path)."""
     for index in range(doc.page_count):
         try:
-            if not keep_images and not spec.inspects_pixels:
+            if not keep_images and not spec.needs_pixels:
                 info = measure_page(doc, index, spec)
                 trim_cache(index + 1)
                 yield info, None
@@ -151,7 +153,8 @@ def iter_pdf_pages(
 
     Each Item has ``page`` (1-based), ``page_label`` (when the PDF defines labels), the text
     layer in ``text``, ``width``/``height`` of the image that ``load_image()`` returns, and
-    details ``page_count``, ``render_dpi`` (and ``crop_box`` when margins were cropped).
+    details ``page_count``, ``render_dpi`` (and ``crop_box`` when margins were cropped; with
+    ``ingest.ocr``, ``text_source = "ocr"`` and ``words`` in PDF points on the pages OCR read).
 
     Raises typed errors (subclasses of :class:`mmrag.errors.IngestError`): ``EmptyFileError``,
     ``CorruptFileError``, ``TruncatedFileError``, ``EncryptedPDFError``, ``SourceNotFoundError``.
@@ -191,6 +194,8 @@ def pdf_items(
     stamp = FileStamp.of(source)
     digest = sha256 or file_sha256(source)
     spec = RenderSpec.from_config(config)
+    if spec.ocr != "off" and not require_ocr(spec.ocr):  # auto without Tesseract: no OCR
+        spec = dataclasses.replace(spec, ocr="off")
     password = config.pdf_password
     doc = open_pdf(source, password, recover_truncated=config.recover_truncated_pdfs)
     try:
@@ -216,6 +221,9 @@ def pdf_items(
                 metadata["title"] = title
             if info.cropped:
                 metadata["crop_box"] = list(info.box)
+            if info.words is not None:
+                metadata["text_source"] = "ocr"
+                metadata["words"] = info.words
             fallback = PdfPageLoader(
                 source, info.index, info.zoom, info.box if info.cropped else None, password, stamp
             )

@@ -28,6 +28,8 @@ import numpy as np
 import pymupdf
 from PIL import Image
 
+from mmrag.pipeline.ingest.ocr import apply_ocr, ocr_wanted
+
 if TYPE_CHECKING:
     from mmrag.pipeline.ingest.options import IngestConfig
 
@@ -63,6 +65,8 @@ class RenderSpec:
     skip_blank_pages: bool = False
     blank_ink_ratio: float = 0.0005
     extract_text: bool = True
+    ocr: str = "off"  # "off" | "on" | "auto" (see mmrag.pipeline.ingest.ocr)
+    ocr_languages: str = "eng"
 
     @classmethod
     def from_config(cls, config: IngestConfig) -> RenderSpec:
@@ -74,6 +78,8 @@ class RenderSpec:
             skip_blank_pages=config.skip_blank_pages,
             blank_ink_ratio=config.blank_ink_ratio,
             extract_text=config.extract_text,
+            ocr=config.ocr,
+            ocr_languages=config.ocr_languages,
         )
 
     @property
@@ -81,13 +87,20 @@ class RenderSpec:
         """Whether the rendered pixels must be examined (cropping, blank detection)."""
         return self.crop_margins or self.skip_blank_pages
 
+    @property
+    def needs_pixels(self) -> bool:
+        """Whether pages must be rasterised even when nobody keeps the image (pixels, OCR)."""
+        return self.inspects_pixels or self.ocr != "off"
+
 
 @dataclass(frozen=True)
 class PageRender:
     """What rendering one page produced, without the pixels.
 
     ``box`` is the part of the full ``zoom`` rendering that the page's image keeps
-    (``x0, y0, x1, y1`` in pixels): the whole pixmap unless margins were cropped.
+    (``x0, y0, x1, y1`` in pixels): the whole pixmap unless margins were cropped. ``words``:
+    the OCR words ``[x0, y0, x1, y1, word]`` in PDF points when OCR ran (``text`` is then the
+    OCR text), else None.
     """
 
     index: int
@@ -97,6 +110,7 @@ class PageRender:
     box: tuple[int, int, int, int]
     text: str | None
     blank: bool = False
+    words: list[list[Any]] | None = None
 
     @property
     def width(self) -> int:
@@ -291,22 +305,31 @@ def render_page(
     display_list = page_display_list(doc, index)
     width_pt, height_pt = _size_pt(display_list)
     zoom = page_zoom(width_pt, height_pt, spec.dpi, spec.max_side, spec.max_pixels)
-    text = _text_of(display_list) if spec.extract_text or spec.skip_blank_pages else None
+    wants_text = spec.extract_text or spec.skip_blank_pages or spec.ocr == "auto"
+    text = _text_of(display_list) if wants_text else None
     pix = rasterize(display_list, zoom, into)
     del display_list
-    samples, width, height, _ = pixmap_samples(pix)
+    samples, width, height, stride = pixmap_samples(pix)
     box: tuple[int, int, int, int] = (0, 0, width, height)
     blank = False
     if spec.inspects_pixels:  # an RGB pixmap without alpha is packed: stride == width * 3
         box, blank = _inspect(samples, width, height, spec, bool(text))
+    words = None
+    if not blank and ocr_wanted(spec.ocr, text):
+        details: dict[str, Any] = {}
+        image = image_from_samples(samples, width, height, (0, 0, width, height), stride)
+        text = apply_ocr(image, details, spec.ocr_languages, scale=zoom, dpi=round(zoom * 72))
+        words = details["words"]
+        del image
     return pix, PageRender(
         index=index,
         zoom=zoom,
         full_width=width,
         full_height=height,
         box=box,
-        text=text if spec.extract_text else None,
+        text=text if spec.extract_text or words is not None else None,
         blank=blank,
+        words=words,
     )
 
 

@@ -11,7 +11,8 @@ The stream is decoded once, front to back. A frame is kept when
 
 Each Item carries ``frame_index`` (0-based, in decoding order), ``timestamp_s`` (from the frame's
 presentation time, relative to the stream start), the display size (rotation metadata applied),
-and details ``fps``, ``duration_s``, ``codec``, ``sampled_by``.
+and details ``fps``, ``duration_s``, ``codec``, ``sampled_by`` (with ``ingest.ocr`` on or auto:
+``text`` read by Tesseract, details ``text_source = "ocr"`` and ``words`` in frame pixels).
 
 **Pixels.** Decoding is sequential, so each kept frame's RGB image (already scaled to
 ``max_side``) is held by its Item until the first ``load_image()``, inside the bounded prefetch
@@ -46,6 +47,7 @@ from mmrag.pipeline.ingest.errors import (
     NoVideoStreamError,
     TruncatedFileError,
 )
+from mmrag.pipeline.ingest.ocr import apply_ocr, require_ocr
 from mmrag.pipeline.ingest.options import IngestConfig
 from mmrag.types import Item, Modality
 
@@ -270,6 +272,7 @@ def _sample(
             limit,  # type: ignore[operator]
         )
     threshold = config.video_scene_threshold
+    ocr = require_ocr(config.ocr)  # a frame has no text layer: "auto" reads it like "on"
     next_uniform = 0  # the next multiple of `interval` due
     previous: np.ndarray | None = None
     taken = 0
@@ -309,7 +312,8 @@ def _sample(
             rotation = _clockwise_rotation(frame)
             width, height = _display_size(frame, rotation)
             target = fit_size(width, height, config.max_side)
-            image = frame_to_image(frame, target, rotation) if window.keeps_images else None
+            wants_image = window.keeps_images or ocr
+            image = frame_to_image(frame, target, rotation) if wants_image else None
             metadata: dict[str, Any] = {
                 "fps": rate,
                 "duration_s": duration,
@@ -318,6 +322,11 @@ def _sample(
             }
             if score is not None:
                 metadata["scene_score"] = round(score, 4)
+            text = None
+            if ocr and image is not None:
+                text = apply_ocr(image, metadata, config.ocr_languages)
+                if not window.keeps_images:
+                    image = None
             fallback = VideoFrameLoader(
                 source, stream.index, frame.pts, index, target, rotation, stamp
             )
@@ -330,6 +339,7 @@ def _sample(
                 timestamp_s=round(seconds, 6),
                 width=target[0],
                 height=target[1],
+                text=text,
                 details={k: v for k, v in metadata.items() if v is not None},
                 image_loader=window.wrap(image, fallback),
             )

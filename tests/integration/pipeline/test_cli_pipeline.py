@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -72,18 +73,33 @@ def test_dry_run_lists_items_without_a_store(sample_dir, tmp_path, monkeypatch):
 
 
 def test_quickstart_offline_answers_with_citations_banner_and_timings(tmp_path, sample_dir):
+    """Offline, the quickstart still shows something true: the text channel ranks the pages
+    and the answer quotes the report's "12%" sentence, citing its page (issue 15)."""
     result = runner.invoke(
         app,
         ["quickstart", "--workdir", str(tmp_path / "qs"), "--data", str(sample_dir), "--offline"],
     )
     out = result.output
     assert result.exit_code == 0, out
-    assert "MEANINGLESS" in out  # the banner, naming both stand-ins
-    assert "ModernVBERT/colmodernvbert-merged" in out
+    # the banner names the real models and what stood in for each
+    assert "MEANINGLESS" in out and "ModernVBERT/colmodernvbert-merged" in out
     assert "HuggingFaceTB/SmolVLM-256M-Instruct" in out
+    assert "the ranking comes from the text channel (BM25" in out
+    assert "no model: an extractive answer" in out
     assert "0 failed" in out
-    assert "A (tiny random generator: meaningless): " in out  # an answer, labelled
-    assert "[1] " in out and "[3] " in out and "full" in out  # three cited sources, stage scores
+    assert "plan: text@10" in out
+    # the answer: the "12%" sentence quoted first, cited [n] with the report's page 2
+    answer = out.split("A (extractive: quoted from the pages): ", 1)[1].split("Sources", 1)[0]
+    first = answer.strip().splitlines()[0]
+    assert first.startswith("“Revenue grew 12% to $48.2 million, up from $43.0 million in 2023.”")
+    match = re.search(r"” \[(\d)\] acme_solar_annual_report_2024\.pdf p\.2\b", first)
+    assert match, first
+    assert "\ufffd" not in answer  # no random bytes
+    # that [n] is the report's page 2 in the numbered sources, marked as cited
+    sources = out.split("Sources (* cited):", 1)[1].splitlines()
+    cited = next(line for line in sources if f"[{match.group(1)}] " in line)
+    assert cited.lstrip().startswith("*") and "acme_solar_annual_report_2024.pdf p.2" in cited
+    assert "[1] " in out and "[3] " in out and "(text " in out  # three sources, stage scores
     timings = next(line for line in out.splitlines() if line.startswith("timings:"))
     for stage in ("index", "retrieve", "rerank", "generate", "total"):
         assert f"{stage} " in timings

@@ -101,7 +101,8 @@ def test_point_from_item_uses_the_deterministic_id_and_payload():
     emb = Embedding(multi=multi, mask=mask, grid=(1, 5), pooled={"global": np.ones((1, 4))})
     point = Point.from_item(item, emb, "e@1", text=True)
     assert point.id == item.point_id("e@1")
-    assert point.payload == item.with_embedder("e@1").to_payload()
+    # the payload is the item's, plus the patch grid of `full` (for region citations)
+    assert point.payload == {**item.with_embedder("e@1").to_payload(), "details": {"grid": [1, 5]}}
     assert point.vectors["full"].shape == (5, 4)  # only visual tokens
     assert set(point.vectors) == {"full", "global", "text"}
     assert isinstance(point.vectors["text"], SparseVector)

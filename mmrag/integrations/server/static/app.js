@@ -51,10 +51,10 @@ async function refreshHealth() {
   $("key-panel").hidden = !health.auth_required || Boolean(apiKey());
   $("mode-note").textContent = health.ask_available
     ? "" : "No generator is configured on this server: you will see the best-matching pages.";
-  showStandIns(health.stand_ins || {});
+  showStandIns(health.stand_ins || {}, health.generator === "extractive");
 }
 
-function showStandIns(standIns) {  // {role: the real model it stands in for}
+function showStandIns(standIns, extractive) {  // {role: the real model it stands in for}
   const roles = Object.keys(standIns);
   const banner = $("stand-in-banner");
   banner.hidden = roles.length === 0;
@@ -62,8 +62,9 @@ function showStandIns(standIns) {  // {role: the real model it stands in for}
   const which = roles.map((role) => `the ${role} (for ${standIns[role]})`).join(", ");
   banner.replaceChildren(
     el("strong", "", "Tiny stand-in models. "),
-    `This server runs tiny random test models: ${which}. Their rankings and answers are ` +
-    "meaningless; point the server's config at the real models to get real ones.");
+    `This server runs tiny random test models: ${which}. Their scores and generated text are ` +
+    "meaningless; point the server's config at the real models to get real ones." +
+    (extractive ? " Answers are quoted word for word from the retrieved pages (no model)." : ""));
 }
 
 function basename(source) {
@@ -187,6 +188,45 @@ async function thumbnail(hit) {
   return img;
 }
 
+// The page regions that carry a hit's match (`hit.regions`: PDF points for PDF pages, pixels
+// for images and frames), outlined in an SVG laid over the image: its viewBox is the item's
+// image in pixels and it scales like the image (`object-fit: contain` = `xMidYMid meet`).
+function regionRects(hit) {
+  const item = hit.item;
+  const details = item.details || {};
+  let scale = 1, dx = 0, dy = 0;
+  if (item.modality === "pdf_page" && details.render_dpi) {
+    scale = details.render_dpi / 72;
+    [dx, dy] = details.crop_box || [0, 0];
+  }
+  return (hit.regions || []).map((r) => ({
+    x: r.x0 * scale - dx, y: r.y0 * scale - dy,
+    width: (r.x1 - r.x0) * scale, height: (r.y1 - r.y0) * scale, score: r.score,
+  }));
+}
+
+function regionOverlay(hit) {
+  const rects = regionRects(hit);
+  if (!rects.length || !hit.item.width || !hit.item.height) return null;
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("class", "regions");
+  svg.setAttribute("viewBox", `0 0 ${hit.item.width} ${hit.item.height}`);
+  svg.setAttribute("preserveAspectRatio", "xMidYMid meet");
+  svg.setAttribute("aria-hidden", "true");
+  rects.forEach((r, i) => {
+    const rect = document.createElementNS(ns, "rect");
+    for (const key of ["x", "y", "width", "height"]) rect.setAttribute(key, String(r[key]));
+    rect.setAttribute("class", i === 0 ? "region best" : "region");
+    rect.setAttribute("vector-effect", "non-scaling-stroke");
+    const title = document.createElementNS(ns, "title");
+    title.textContent = `region ${i + 1}: score ${r.score.toFixed(3)}`;
+    rect.append(title);
+    svg.append(rect);
+  });
+  return svg;
+}
+
 // -- the answer --------------------------------------------------------------------------------
 
 function setAnswerState(state, note) {  // pending → streaming → done (or failed)
@@ -305,6 +345,9 @@ function citationCard(hit, rank, image) {
   open.type = "button";
   open.setAttribute("aria-label", `Enlarge ${where ? `${where} of ` : ""}${basename(source)}`);
   open.append(image);
+  const overlay = regionOverlay(hit);
+  if (overlay) open.append(overlay);
+  card.dataset.regions = String((hit.regions || []).length);
   open.addEventListener("click", () => openViewer(hit, open));
   const ref = el("p", "ref");
   ref.title = source;  // the whole path on hover; the card shows the file name
@@ -344,6 +387,9 @@ async function openViewer(hit, opener) {
   $("viewer-path").replaceChildren(breakable(source, "path"));
   const img = $("viewer-img");
   img.removeAttribute("src");
+  for (const old of $("viewer-stage").querySelectorAll("svg.regions")) old.remove();
+  const overlay = regionOverlay(hit);
+  if (overlay) $("viewer-stage").append(overlay);
   img.alt = `${where ? `${where} of ` : ""}${basename(source)}, full size`;
   if (!dialog.open) dialog.showModal();
   $("viewer-close").focus();
