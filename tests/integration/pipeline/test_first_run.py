@@ -115,7 +115,8 @@ def test_answer_timings_have_a_load_step_only_when_a_model_loaded(rag_config, sa
         pipe.index([sample_dir / "acme_solar_annual_report_2024.pdf"])
     with Pipeline(rag_config) as pipe:
         first = retrieve(pipe, "revenue", k=2)
-        assert first.timings["load"] > 0 and set(first.timings) == {"load", "retrieve"}
+        assert first.timings["load"] > 0
+        assert set(first.timings) - {"regions"} == {"load", "retrieve"}
         assert pipe.embedder.is_loaded and not pipe.generator.is_loaded
         answer = pipe.ask("How much did revenue grow?", k=2)
         assert next(iter(answer.timings)) == "load"  # the generator loaded in this call
