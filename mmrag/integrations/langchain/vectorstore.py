@@ -42,7 +42,6 @@ from mmrag.integrations.langchain.pages import (
 )
 from mmrag.integrations.langchain.retriever import _coerce_filter, _widen
 from mmrag.pipeline.indexing import index_items
-from mmrag.pipeline.indexing.labels import Labels
 from mmrag.pipeline.pipeline import Pipeline
 from mmrag.store.contract import PENDING_FIELD
 from mmrag.store.plan import parse_plan
@@ -218,7 +217,6 @@ class MmragVectorStore(VectorStore):
             store=pipe.store,
             pooler=pipe.pooler,
             assets=pipe.assets,
-            labels=_TenantOnly(self.tenant) if self.tenant is not None else None,
         )
 
     def add_sources(
@@ -448,23 +446,6 @@ class MmragVectorStore(VectorStore):
         store = cls(embedding=embedding, **kwargs)
         store.add_documents(documents, ids=ids)
         return store
-
-
-class _TenantOnly(Labels):
-    """The job's labels for documents that carry their own metadata: only the tenant, so the
-    job also finishes (drops the older versions of) a document within that tenant only."""
-
-    def __init__(self, tenant: str) -> None:
-        super().__init__(None, tenant=tenant, sidecars=False)
-
-    def metadata_of(self, source: str) -> dict[str, Any]:
-        raise AssertionError("documents carry their own metadata")  # pragma: no cover
-
-    def rejects(self, source: str, report: IndexReport) -> bool:
-        return False
-
-    def apply(self, item: Item) -> Item:
-        return dataclasses.replace(item, tenant=self.tenant)
 
 
 def _added_id(item: Item) -> str | None:

@@ -176,11 +176,11 @@ def install_index_routes(app: FastAPI, service: Service) -> None:
         check_path_length(source, "source")
         pipe = service.ready()
         canonical = canonical_source(source)
-        if canonical not in pipe.sources(tenant=tenant):
+        removed = pipe.delete(canonical, tenant=tenant)  # the caller's points only
+        if not removed:
             raise HTTPException(
                 404, f"{shown(source)}: not in the index (see GET {prefix}/sources)"
             )
-        removed = pipe.delete(canonical, tenant=tenant)
         uploaded = Path(canonical)
         folders = {service.uploads_for(tenant)}
         if tenant is None:  # the admin: its own uploads and any tenant's
