@@ -348,6 +348,11 @@ class PipelineConfig(BaseSettings):
     store: StoreConfig = Field(default_factory=StoreConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     reranker: RerankerSpec | None = None
+    text_reranker: RerankerSpec | None = Field(
+        None,
+        description="The cross-encoder of a plan's `text_rerank@K` stage (default: "
+        "type 'text', BAAI/bge-reranker-v2-m3).",
+    )
     generator: GeneratorSpec | None = Field(
         default_factory=lambda: GeneratorSpec(
             type="transformers", init_parameters={"model": DEFAULT_GENERATOR_MODEL}

@@ -82,9 +82,11 @@ def search(
     check_plan(plan)
     where = build_filter(source, modality, filters)
     pictures: list[Any] = []
+    from mmrag.pipeline.rag import rerank_roles
+
     with open_pipeline(cfg) as pipe:
         guard(lambda: pipe.store)  # a locked or damaged store fails before a model loads
-        load_step(pipe, "embedder", "reranker")
+        load_step(pipe, "embedder", *guard(lambda: rerank_roles(pipe, plan)))
         regions = True if explain else None
         hits = guard(lambda: pipe.search(query, k=k, plan=plan, filter=where, regions=regions))
         if explain:
@@ -141,9 +143,12 @@ def ask(
     def on_token(piece: str) -> None:
         typer.echo(piece, nl=False)
 
+    from mmrag.pipeline.rag import rerank_roles
+
     with open_pipeline(cfg) as pipe:
         guard(lambda: pipe.store)  # a locked or damaged store fails before a model loads
-        load_step(pipe, "embedder", "reranker")  # the generator loads if pages are found
+        # The generator loads only if pages are found.
+        load_step(pipe, "embedder", *guard(lambda: rerank_roles(pipe, plan)))
         result = guard(
             lambda: pipe.ask(
                 question, k=k, plan=plan, filter=where, on_token=on_token if streaming else None

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from mmrag.config import PipelineConfig
+from mmrag.config import PipelineConfig, RerankerSpec
 from mmrag.types import Answer, Hit, IndexReport, canonical_source
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class Pipeline:
     """Index PDFs, images and videos, and search them with a multi-stage retrieval plan.
 
     Example:
-        >>> from mmrag.config import PipelineConfig
+        >>> from mmrag.config import PipelineConfig, RerankerSpec
         >>> from mmrag.pipeline.pipeline import Pipeline
         >>> pipe = Pipeline(PipelineConfig.from_dict({"store": {"path": "/tmp/idx"}}))
         >>> pipe.config.store.path       # nothing is loaded or opened yet
@@ -64,9 +64,10 @@ class Pipeline:
         embedder: ModelEmbedder | None = None,
         reranker: Reranker | None = None,
         generator: Generator | None = None,
+        text_reranker: Reranker | None = None,
     ) -> None:
         self.config = config if config is not None else PipelineConfig()
-        self._embedder = embedder
+        self._embedder, self._text_reranker = embedder, text_reranker
         self._reranker = reranker
         self._generator = generator
         self._store: VectorStore | None = None
@@ -116,6 +117,16 @@ class Pipeline:
         if self._reranker is None and self.config.reranker is not None:
             self._reranker = self.config.reranker.build()
         return self._reranker
+
+    @property
+    def text_reranker(self) -> Reranker:
+        """The cross-encoder of a plan's ``text_rerank@K`` stage: ``[text_reranker]``, else a
+        ``[reranker]`` of type ``text``, else the default ``TextReranker`` (loads lazily)."""
+        if self._text_reranker is None:
+            cfg = self.config
+            own = cfg.reranker if cfg.reranker is not None and cfg.reranker.type == "text" else None
+            self._text_reranker = (cfg.text_reranker or own or RerankerSpec(type="text")).build()
+        return self._text_reranker
 
     @property
     def generator(self) -> Generator | None:
@@ -180,18 +191,10 @@ class Pipeline:
         return self._assets
 
     def plan(self, plan: str | None = None) -> Plan:
-        """The retrieval plan in use: ``plan``, else the config's; a single-vector embedder
-        with the (multi-vector) default plan searches ``dense`` instead."""
-        from mmrag.pipeline.retrieval import hybrid_plan
-        from mmrag.store.plan import parse_plan
+        """The retrieval plan in use (:func:`~mmrag.pipeline.retrieval.resolve_plan`)."""
+        from mmrag.pipeline.retrieval import resolve_plan
 
-        retrieval = self.config.retrieval
-        if plan is None:
-            plan = retrieval.plan
-            if self.embedder.kind == "single" and "plan" not in retrieval.model_fields_set:
-                plan = f"dense@{max(retrieval.top_k, 10)}"
-        parsed = parse_plan(plan)
-        return hybrid_plan(parsed) if retrieval.hybrid and "text" not in parsed.vectors else parsed
+        return resolve_plan(self.config.retrieval, self.embedder.kind, plan)
 
     # -- jobs ------------------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from mmrag.errors import ConfigError
 from mmrag.pipeline.regions import REGIONS_MAX_K, attach_regions
 from mmrag.pipeline.startup import load_models
+from mmrag.store.plan import Plan
 from mmrag.types import Answer, Hit
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from mmrag.pipeline.pipeline import Pipeline
     from mmrag.store.records import SearchFilter
 
-__all__ = ["NOTHING_RETRIEVED", "Retrieved", "answer", "retrieve"]
+__all__ = ["NOTHING_RETRIEVED", "Retrieved", "answer", "rerank_roles", "retrieve"]
 
 
 def _load(seconds: float) -> dict[str, float]:
@@ -50,6 +51,30 @@ class Retrieved:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def rerank_roles(pipeline: Pipeline, plan: str | Plan | None = None) -> list[str]:
+    """The pipeline's reranking components (``reranker``, ``text_reranker``) a search with
+    ``plan`` (default: the config's) runs: its rerank stages' (``text_rerank@K`` ,
+    ``rerank@K``), else the ``[reranker]`` when one is configured.
+
+    A plan's ``rerank@K`` stage without a ``[reranker]`` raises
+    :class:`~mmrag.errors.ConfigError`.
+    """
+    resolved = pipeline.plan(plan) if not isinstance(plan, Plan) else plan
+    if not resolved.rerank:
+        return ["reranker"] if pipeline.reranker is not None else []
+    used = {stage.using for stage in resolved.rerank}
+    if "rerank" in used and pipeline.reranker is None:
+        raise ConfigError(
+            f"plan {resolved} has a 'rerank' stage but no reranker is configured; add a "
+            "[reranker] section (e.g. type = \"monoqwen\") or use 'text_rerank@K'"
+        )
+    return [
+        role
+        for role, stage in (("reranker", "rerank"), ("text_reranker", "text_rerank"))
+        if stage in used
+    ]
+
+
 def retrieve(
     pipeline: Pipeline,
     query: QueryLike,
@@ -60,7 +85,9 @@ def retrieve(
     rerank: bool = True,
     regions: bool | None = None,
 ) -> Retrieved:
-    """Embed the query, run the retrieval plan, then the pipeline's reranker (if any).
+    """Embed the query, run the retrieval plan, then its rerank stages (``text_rerank@K``,
+    ``rerank@K``) or, when it has none, the pipeline's reranker (if any). ``rerank=False``
+    skips every rerank stage.
 
     ``regions`` sets each final hit's region citations (:mod:`mmrag.pipeline.regions`;
     multi-vector embedders with a patch grid); ``None``: when ``k`` is at most
@@ -73,26 +100,35 @@ def retrieve(
     k = k or pipeline.config.retrieval.top_k
     if filter is not None:
         filter = filter.canonical()
-    reranker = pipeline.reranker if rerank else None
+    resolved = pipeline.plan(plan)
+    roles = rerank_roles(pipeline, resolved) if rerank else []
+    # (role, how many it keeps): the plan's rerank stages, else the [reranker] keeping k.
+    stages = [
+        ("reranker" if stage.using == "rerank" else "text_reranker", stage.limit)
+        for stage in resolved.rerank
+    ] or [(role, k) for role in roles]
+    stages = stages if rerank else []
     coerced = Query.coerce(query)
     store = pipeline.store  # opened first: a locked or damaged store fails before a model loads
-    loaded = load_models(pipeline, ["embedder"] + (["reranker"] if reranker is not None else []))
+    loaded = load_models(pipeline, ["embedder", *roles])
     start = time.perf_counter()
     (embedding,) = pipeline.embedder.embed_queries([coerced])
     retriever = Retriever(
         store,
-        pipeline.plan(plan),
-        top_k=None if reranker is not None else k,
+        resolved,
+        top_k=None if stages else k,
         pooler=pipeline.pooler,
         assets=pipeline.assets,
         hnsw_ef=pipeline.config.retrieval.hnsw_ef,
     )
     hits = retriever.search(embedding, text=coerced.text, filter=filter)
     timings = {**_load(sum(loaded.values())), "retrieve": time.perf_counter() - start}
-    if reranker is not None:
+    if stages:
         start = time.perf_counter()
         context = RerankContext(query_embedding=embedding, store=pipeline.store)
-        hits = reranker.rerank(coerced, hits, top_n=k, context=context)
+        for role, keep in stages:
+            component = getattr(pipeline, role)
+            hits = component.rerank(coerced, hits, top_n=keep, context=context)
         timings["rerank"] = time.perf_counter() - start
     hits = hits[:k]
     if regions or (regions is None and k <= REGIONS_MAX_K):

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from mmrag.store.assets import AssetStore
     from mmrag.store.contract import VectorStore
 
-__all__ = ["Retriever", "hybrid_plan", "stage_keys"]
+__all__ = ["Retriever", "hybrid_plan", "resolve_plan", "stage_keys"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +51,22 @@ def hybrid_plan(plan: Plan) -> Plan:
     """
     if "text" in plan.vectors:
         return plan
-    first, rest = plan.stages[0], plan.stages[1:]
+    first, rest = plan.stages[0], (*plan.stages[1:], *plan.rerank)
     members = first.fuse or (first,)
     fused = "(" + " + ".join([*map(str, members), f"text@{first.limit}"]) + ")"
     return parse_plan(" -> ".join([fused, *map(str, rest)]))
+
+
+def resolve_plan(config: RetrievalConfig, kind: str, plan: str | Plan | None = None) -> Plan:
+    """The retrieval plan in use: ``plan``, else ``config.plan``; with a single-vector
+    embedder (``kind``) the (multi-vector) default plan searches ``dense`` instead. With
+    ``config.hybrid`` the first stage is fused with the text channel (:func:`hybrid_plan`)."""
+    if plan is None:
+        plan = config.plan
+        if kind == "single" and "plan" not in config.model_fields_set:
+            plan = f"dense@{max(config.top_k, 10)}"
+    parsed = parse_plan(plan) if isinstance(plan, str) else plan
+    return hybrid_plan(parsed) if config.hybrid and "text" not in parsed.vectors else parsed
 
 
 def stage_keys(plan: Plan) -> list[str]:
@@ -116,7 +128,8 @@ class Retriever:
         hnsw_ef: int | None = None,
     ) -> None:
         self.store = store
-        self.plan = parse_plan(plan) if isinstance(plan, str) else plan
+        # The store's stages only: rerank stages (``text_rerank@K``) are the pipeline's.
+        self.plan = (parse_plan(plan) if isinstance(plan, str) else plan).store_plan
         if top_k is not None and top_k < 1:
             raise ConfigError(f"top_k must be >= 1, got {top_k}")
         self.top_k = top_k

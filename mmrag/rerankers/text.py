@@ -20,7 +20,9 @@ is scored by its visual score alone, as if its text score equalled it (its norma
 score, or its visual rank for RRF). Among such pages the visual order is kept. Its
 ``stage_scores`` has no ``text_rerank`` entry.
 
-Configure it as the pipeline's reranker; the plan's last stage decides how many candidates it
+Put it in the plan as a ``text_rerank@K`` stage (configured by ``[text_reranker]``; it can
+then run beside an MLLM ``[reranker]``: ``… -> full@20 -> text_rerank@10 -> rerank@5``), or
+configure it as the pipeline's reranker; the plan's last stage decides how many candidates it
 reads (e.g. ``… -> full@20``) and ``retrieval.top_k`` how many it keeps::
 
     [reranker]

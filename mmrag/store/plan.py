@@ -5,6 +5,12 @@ stage keeps. The first stage searches the whole collection; each later stage res
 previous stage's candidates (a nested Qdrant prefetch). ``+`` joins stages fused with RRF, e.g.
 ``(dense@50 + text@50) -> full@10``.
 
+After the store's stages come, optionally, **rerank stages** run by the pipeline in Python, each
+reordering the previous stage's candidates and keeping its ``K``: ``text_rerank@K`` (a text
+cross-encoder over the page text, ``[text_reranker]``) and ``rerank@K`` (the ``[reranker]``, e.g.
+an MLLM), in any order: ``global@200 -> rows@50 -> full@20 -> text_rerank@10 -> rerank@5``.
+The store never sees them (:attr:`Plan.stages`); they are :attr:`Plan.rerank`.
+
 Example:
     >>> from mmrag.store.plan import parse_plan
     >>> plan = parse_plan("global@200 -> rows@50 -> full@10")
@@ -12,6 +18,9 @@ Example:
     [('global', 200), ('rows', 50), ('full', 10)]
     >>> str(plan)
     'global@200 -> rows@50 -> full@10'
+    >>> plan = parse_plan("full@20 -> text_rerank@5")
+    >>> [str(s) for s in plan.stages], [str(s) for s in plan.rerank], plan.limit
+    (['full@20'], ['text_rerank@5'], 5)
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from dataclasses import dataclass
 
 from mmrag.errors import ConfigError
 
-__all__ = ["VECTOR_NAMES", "Plan", "Stage", "parse_plan"]
+__all__ = ["RERANK_STAGES", "VECTOR_NAMES", "Plan", "Stage", "parse_plan"]
 
 #: Named vectors a collection can hold (see DESIGN.md "Store").
 VECTOR_NAMES: tuple[str, ...] = (
@@ -37,6 +46,9 @@ VECTOR_NAMES: tuple[str, ...] = (
     "full",
     "text",
 )
+
+#: Stages the pipeline runs after the store's: a text cross-encoder, the configured reranker.
+RERANK_STAGES: tuple[str, ...] = ("text_rerank", "rerank")
 
 _STAGE = re.compile(r"^\s*([a-z_][a-z0-9_]*)\s*@\s*(\d+)\s*$")
 
@@ -60,14 +72,29 @@ class Stage:
 
 @dataclass(frozen=True)
 class Plan:
-    """A parsed retrieval plan; ``str(plan)`` gives back the canonical arrow syntax."""
+    """A parsed retrieval plan; ``str(plan)`` gives back the canonical arrow syntax.
+
+    ``stages`` run in the store (one nested-prefetch query); ``rerank`` are the rerank stages
+    the pipeline runs on the store's candidates afterwards (see the module docstring).
+    """
 
     stages: tuple[Stage, ...]
+    rerank: tuple[Stage, ...] = ()
 
     @property
     def limit(self) -> int:
-        """How many hits the plan returns (the last stage's limit)."""
+        """How many hits the plan returns (the last stage's limit, rerank stages included)."""
+        return (self.rerank or self.stages)[-1].limit
+
+    @property
+    def search_limit(self) -> int:
+        """How many candidates the store's part of the plan returns."""
         return self.stages[-1].limit
+
+    @property
+    def store_plan(self) -> Plan:
+        """The plan without its rerank stages (what the store runs)."""
+        return Plan(stages=self.stages) if self.rerank else self
 
     @property
     def vectors(self) -> tuple[str, ...]:
@@ -80,7 +107,7 @@ class Plan:
         return tuple(names)
 
     def __str__(self) -> str:
-        return " -> ".join(str(s) for s in self.stages)
+        return " -> ".join(str(s) for s in (*self.stages, *self.rerank))
 
 
 def _parse_stage(text: str, plan: str) -> Stage:
@@ -97,9 +124,10 @@ def _parse_stage(text: str, plan: str) -> Stage:
             "e.g. 'global@200 -> rows@50 -> full@10'"
         )
     using, limit = match.group(1), int(match.group(2))
-    if using not in VECTOR_NAMES:
+    if using not in VECTOR_NAMES and using not in RERANK_STAGES:
         raise ConfigError(
-            f"plan {plan!r}: unknown vector {using!r}; allowed: {', '.join(VECTOR_NAMES)}"
+            f"plan {plan!r}: unknown stage {using!r}; allowed: vectors "
+            f"{', '.join(VECTOR_NAMES)}, then rerank stages {', '.join(RERANK_STAGES)}"
         )
     if limit < 1:
         raise ConfigError(f"plan {plan!r}: stage {text!r} must keep at least 1 candidate")
@@ -113,13 +141,29 @@ def parse_plan(text: str) -> Plan:
             "a retrieval plan cannot be empty; e.g. 'global@200 -> rows@50 -> full@10'"
         )
     stages = tuple(_parse_stage(part, text) for part in text.split("->"))
+    for stage in stages:
+        if any(m.using in RERANK_STAGES for m in stage.fuse):
+            raise ConfigError(f"plan {text!r}: a rerank stage cannot be fused with '+'")
+    first_rerank = next((i for i, s in enumerate(stages) if s.using in RERANK_STAGES), len(stages))
+    search, rerank = stages[:first_rerank], stages[first_rerank:]
+    if not search:
+        raise ConfigError(
+            f"plan {text!r}: a plan starts with a search stage (a vector, e.g. 'full@20'); "
+            "rerank stages reorder its candidates"
+        )
+    misplaced = [str(s) for s in rerank if s.using not in RERANK_STAGES]
+    if misplaced:
+        raise ConfigError(
+            f"plan {text!r}: search stage(s) {', '.join(misplaced)} after a rerank stage; "
+            "the store's stages come first, then the rerank stages"
+        )
     for before, after in itertools.pairwise(stages):
         if after.limit > before.limit:
             raise ConfigError(
                 f"plan {text!r}: stage {after} keeps more candidates than the stage before it "
                 f"({before}); each stage can only narrow the candidates down"
             )
-    return Plan(stages=stages)
+    return Plan(stages=search, rerank=rerank)
 
 
 # -- plans as engine queries (nested prefetch) -----------------------------------------------

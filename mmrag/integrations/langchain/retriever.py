@@ -45,7 +45,9 @@ def _widen(plan: Plan, k: int) -> Plan:
             return Stage(using=s.using, limit=max(m.limit for m in members), fuse=members)
         return Stage(using=s.using, limit=max(s.limit, k))
 
-    return Plan(stages=tuple(stage(s) for s in plan.stages))
+    return Plan(
+        stages=tuple(stage(s) for s in plan.stages), rerank=tuple(stage(s) for s in plan.rerank)
+    )
 
 
 def _coerce_filter(value: Any) -> SearchFilter | None:

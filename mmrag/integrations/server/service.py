@@ -109,7 +109,11 @@ class Service:
             if pipe.config.store.backend == "embedded" and not isinstance(store, _LockedStore):
                 # One in-process shard: serialise its calls. (A Qdrant server needs no lock.)
                 pipe.wrap_store(lambda inner: _LockedStore(inner, self.store_lock))  # type: ignore[arg-type,return-value]
-            for component in (pipe.embedder, pipe.reranker):  # searches use both
+            from mmrag.pipeline.rag import rerank_roles
+
+            # Searches use the embedder and the default plan's rerankers.
+            roles = ["embedder", *rerank_roles(pipe)]
+            for component in (getattr(pipe, role) for role in roles):
                 loader = getattr(component, "load", None)
                 if callable(loader):
                     loader()

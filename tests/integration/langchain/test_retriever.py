@@ -259,7 +259,7 @@ def test_errors_name_the_problem(indexed_pipeline):
         retriever.invoke("   ")
     with pytest.raises(ConfigError, match="image must be one of none, base64, uri"):
         retriever.invoke(QUERY, image="png")
-    with pytest.raises(ValidationError, match="unknown vector 'glob'"):
+    with pytest.raises(ValidationError, match="unknown stage 'glob'"):
         MmragRetriever(pipeline=indexed_pipeline, plan="glob@10 -> full@5")
     with pytest.raises(ValidationError, match="image"):
         MmragRetriever(pipeline=indexed_pipeline, image="png")

@@ -165,3 +165,68 @@ def test_pipeline_text_stage_fuses_with_the_visual_score(indexed, bert):
             assert [h.id for h in reranked] == [h.id for h in candidates]
     top = search(indexed, spec(bert), k=3)
     assert len(top) == 3
+
+
+# -- the text rerank stage in the plan syntax, beside an MLLM reranker ------------------------
+
+BASE = "global@200 -> rows@50 -> full@12"
+
+
+@pytest.mark.slow
+def test_plan_text_rerank_stage_then_the_mllm_reranker(indexed, bert, tiny_monoqwen, tmp_path):
+    import json
+
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from mmrag.cli import app
+    from mmrag.integrations.server import create_app
+    from mmrag.rerankers.monoqwen import MonoQwenReranker
+
+    mono_params = {"model": str(tiny_monoqwen), "device": "cpu", "max_pixels": 64 * 28 * 28}
+    data = {
+        **indexed,
+        "text_reranker": spec(bert),
+        "reranker": {"type": "monoqwen", "init_parameters": mono_params},
+    }
+    expected_text = search(indexed, spec(bert), k=6)  # the same cross-encoder as [reranker]
+    with Pipeline(PipelineConfig.from_dict(data)) as rag:
+        text_only = rag.search(QUERY, k=10, plan=f"{BASE} -> text_rerank@6")
+        both = rag.search(QUERY, k=10, plan=f"{BASE} -> text_rerank@6 -> rerank@3")
+        # Without rerank stages the plan runs the [reranker] alone, as before.
+        mono_only = rag.search(QUERY, k=3, plan=BASE)
+        reference = MonoQwenReranker(**mono_params).rerank(QUERY, text_only, top_n=3)
+        assert all("text_rerank" not in h.stage_scores for h in mono_only)
+        assert all("monoqwen" in h.stage_scores for h in mono_only)
+        no_rerank = rag.search(QUERY, k=4, plan=f"{BASE} -> text_rerank@6", rerank=False)
+    assert [h.id for h in text_only] == [h.id for h in expected_text]
+    assert [h.score for h in text_only] == pytest.approx([h.score for h in expected_text])
+    assert [h.id for h in both] == [h.id for h in reference]
+    assert [h.stage_scores["monoqwen"] for h in both] == pytest.approx(
+        [h.stage_scores["monoqwen"] for h in reference], abs=1e-5
+    )
+    for hit in both:  # every stage's score is kept
+        assert {"global", "rows", "full", "monoqwen"} <= set(hit.stage_scores)
+    assert any("text_rerank" in h.stage_scores for h in text_only)
+    assert len(no_rerank) == 4 and all("text_rerank" not in h.stage_scores for h in no_rerank)
+
+    # The same plan through the CLI and the HTTP API.
+    config = tmp_path / "mmrag.toml"
+    PipelineConfig.from_dict(data).save(config)
+    plan = f"{BASE} -> text_rerank@6"
+    args = ["search", QUERY, "-c", str(config), "--json", "-k", "10", "--plan", plan]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert [h["id"] for h in json.loads(result.stdout)] == [h.id for h in text_only]
+    with TestClient(create_app(PipelineConfig.from_dict(data))) as client:
+        response = client.get("/api/v1/search", params={"q": QUERY, "k": 10, "plan": plan})
+        assert response.status_code == 200, response.text
+        assert [h["id"] for h in response.json()["hits"]] == [h.id for h in text_only]
+
+
+def test_plan_rerank_stage_without_a_reranker_is_a_config_error(indexed):
+    with (
+        Pipeline(PipelineConfig.from_dict(indexed)) as rag,
+        pytest.raises(ConfigError, match=r"'rerank' stage but no reranker"),
+    ):
+        rag.search(QUERY, plan=f"{BASE} -> rerank@3")

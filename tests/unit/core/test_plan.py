@@ -43,7 +43,7 @@ def test_plan_lists_vectors_in_use_order():
         ("", "cannot be empty"),
         ("global", "NAME@K"),
         ("global@ten", "NAME@K"),
-        ("pixels@10", "unknown vector 'pixels'; allowed: dense, global"),
+        ("pixels@10", "unknown stage 'pixels'; allowed: vectors dense, global"),
         ("global@0", "at least 1"),
         ("global@10 -> full@20", "only narrow"),
         ("(dense@10) -> full@5", "two or more"),
@@ -51,4 +51,31 @@ def test_plan_lists_vectors_in_use_order():
 )
 def test_bad_plans_name_the_problem(text, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        parse_plan(text)
+
+
+def test_rerank_stages_follow_the_store_stages():
+    plan = parse_plan("global@200 -> full@20 -> text_rerank@10 -> rerank@5")
+    assert [str(s) for s in plan.stages] == ["global@200", "full@20"]
+    assert [str(s) for s in plan.rerank] == ["text_rerank@10", "rerank@5"]
+    assert plan.vectors == ("global", "full")  # the store reads vectors only
+    assert (plan.limit, plan.search_limit) == (5, 20)
+    assert str(plan) == "global@200 -> full@20 -> text_rerank@10 -> rerank@5"
+    assert parse_plan(str(plan)) == plan
+    assert str(plan.store_plan) == "global@200 -> full@20"
+    assert plan.store_plan.rerank == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("text_rerank@10", "starts with a search stage"),
+        ("full@20 -> text_rerank@10 -> full@5", "after a rerank stage"),
+        ("(full@20 + text_rerank@20) -> full@10", "cannot be fused"),
+        ("full@10 -> text_rerank@20", "keeps more candidates"),
+        ("full@10 -> cross@5", "unknown stage 'cross'"),
+    ],
+)
+def test_bad_rerank_stages_name_the_problem(text, message):
+    with pytest.raises(ConfigError, match=message):
         parse_plan(text)
