@@ -228,6 +228,11 @@ def run_quickstart(
             stages = ", ".join(f"{k} {v:.2f}" for k, v in hit.stage_scores.items())
             mark = "*" if hit.id in cited else " "
             echo(f" {mark}[{number}] {hit.citation():58s} score {hit.score:.2f}  ({stages})")
+            words = [r for r in hit.regions if r.kind == "words"]
+            if words:  # where the question's words stand on the page (a region citation)
+                unit = "pt" if hit.item.modality.value == "pdf_page" else "px"
+                w = words[0]
+                echo(f"       words at ({w.x0:.0f}, {w.y0:.0f})-({w.x1:.0f}, {w.y1:.0f}) {unit}")
     timings.update(result.timings)
     echo("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
     if tiny:

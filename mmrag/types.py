@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -268,12 +268,15 @@ class Region:
     Coordinates are the page's own: PDF points for PDF pages (origin top-left of the page, as
     PyMuPDF reports them), pixels of the item's image for images and video frames. ``score`` is
     the part of the hit's MaxSim score its query tokens found in the box (see
-    :mod:`mmrag.pipeline.regions`).
+    :mod:`mmrag.pipeline.regions`). ``kind`` says what found it: ``"patches"`` (the embedder's
+    patch vectors) or ``"words"`` (the page's words holding the query's terms, read by OCR or
+    from a PDF's text layer; ``score`` is then the share of the query's terms in the box, see
+    :mod:`mmrag.pipeline.word_regions`).
 
     Example:
         >>> from mmrag.types import Region
         >>> Region(x0=10, y0=20, x1=110, y1=60, score=3.5).to_dict()
-        {'x0': 10.0, 'y0': 20.0, 'x1': 110.0, 'y1': 60.0, 'score': 3.5}
+        {'x0': 10.0, 'y0': 20.0, 'x1': 110.0, 'y1': 60.0, 'score': 3.5, 'kind': 'patches'}
     """
 
     x0: float
@@ -281,10 +284,12 @@ class Region:
     x1: float
     y1: float
     score: float
+    kind: Literal["patches", "words"] = "patches"
 
-    def to_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, Any]:
         """A JSON-safe view."""
-        return {k: float(getattr(self, k)) for k in ("x0", "y0", "x1", "y1", "score")}
+        box: dict[str, Any] = {k: float(getattr(self, k)) for k in ("x0", "y0", "x1", "y1")}
+        return {**box, "score": float(self.score), "kind": self.kind}
 
 
 @dataclass(frozen=True)

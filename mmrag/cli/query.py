@@ -99,10 +99,12 @@ def search(
         for rank, hit in enumerate(hits, 1):
             stages = ", ".join(f"{name} {score:.3f}" for name, score in hit.stage_scores.items())
             typer.echo(f"{rank:2d}. {hit.score:8.3f}  {hit.citation()}  [{stages}]")
-            for region in hit.regions[:3]:
+            patches = [r for r in hit.regions if r.kind == "patches"][:3]
+            for region in patches + [r for r in hit.regions if r.kind == "words"][:2]:
                 unit = "pt" if hit.item.modality.value == "pdf_page" else "px"
+                label = "region" if region.kind == "patches" else "words "
                 typer.echo(
-                    f"      region ({region.x0:.0f}, {region.y0:.0f}) - "
+                    f"      {label} ({region.x0:.0f}, {region.y0:.0f}) - "
                     f"({region.x1:.0f}, {region.y1:.0f}) {unit}  score {region.score:.3f}"
                 )
     for path in pictures:
@@ -202,12 +204,50 @@ def evaluate(
         bool, typer.Option("--progress/--no-progress", help="Show a progress bar while indexing.")
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    codecs: Annotated[
+        bool,
+        typer.Option(
+            "--codecs",
+            help="Print the codec table instead: every storage codec, full pooling and "
+            "document-token choice, on the dataset or on a folder of unlabelled pages.",
+        ),
+    ] = False,
+    codec: Annotated[
+        list[str] | None,
+        typer.Option("--codec", help="With --codecs: only these codecs (repeatable)."),
+    ] = None,
+    pool_factor: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--full-pool-factor", help="With --codecs: only these full_pool_factor values."
+        ),
+    ] = None,
+    document_tokens: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--document-tokens", help="With --codecs: only 'all' or 'visual' (repeatable)."
+        ),
+    ] = None,
+    queries: Annotated[
+        int,
+        typer.Option(
+            "--queries", help="With --codecs on unlabelled pages: queries sampled from them."
+        ),
+    ] = 32,
 ) -> None:
     """Evaluate retrieval plans side by side: NDCG@k, Recall@k, MRR@10, latency, QPS.
 
     The corpus is indexed into its own collection (<collection>-eval-<dataset>; pages already
     there are skipped), then every plan runs every judged query. Metrics are averaged over the
     queries with a relevant page; relevance is graded (NDCG uses the grades, as pytrec_eval).
+
+    With --codecs, the codec table instead: the pages are embedded once and written into one
+    temporary embedded store per setting (each codec, full_pool_factor 1/2/3, and for
+    ColPali-family embedders all or visual document tokens); each row gives NDCG@k (labelled
+    data), Recall@k and top-1 agreement against exact float32 MaxSim, KB per page on disk and
+    in RAM, p50 and QPS of the configured plan. DATASET may then also be a folder of your own
+    unlabelled pages (PDFs, images): queries are sampled from them (text-layer snippets, else
+    crops of the page image) and quality is agreement with exact float32 MaxSim.
 
     \b
     Dataset layouts:
@@ -231,6 +271,18 @@ def evaluate(
     """
     from mmrag.pipeline.evaluate import open_dataset
 
+    if codecs or codec or pool_factor or document_tokens:
+        options = {
+            "codecs": codec,
+            "pool_factors": pool_factor,
+            "document_tokens": document_tokens,
+            "ks": ks or (5, 10),
+            "split": split,
+            "max_queries": max_queries,
+            "queries": queries,
+        }
+        _codec_table(dataset, load_config(config), options, progress=progress, as_json=as_json)
+        return
     data = guard(lambda: open_dataset(dataset, split))
     cfg = load_config(config)
     bar = _progress_bar(len(data.corpus), enabled=progress)
@@ -250,7 +302,25 @@ def evaluate(
     typer.echo(report.to_json() if as_json else report.table())
 
 
-def _progress_bar(total: int, *, enabled: bool) -> Any:
+def _codec_table(
+    dataset: str, cfg: Any, options: dict[str, Any], *, progress: bool, as_json: bool
+) -> None:
+    """``mmrag eval --codecs``: the codec table of the pipeline's embedder on ``dataset``."""
+    from mmrag.pipeline.evaluate.codec_table import codec_table_for
+
+    bar = _progress_bar(None, enabled=progress, desc="embedding corpus")
+    try:
+        with open_pipeline(cfg) as pipe:
+            load_step(pipe, "embedder")
+            report = guard(
+                lambda: codec_table_for(pipe, dataset, on_progress=bar.update, **options)
+            )
+    finally:
+        bar.close()
+    typer.echo(report.to_json() if as_json else report.table())
+
+
+def _progress_bar(total: int | None, *, enabled: bool, desc: str = "indexing corpus") -> Any:
     """A tqdm bar on stderr for the corpus pages (indexed, skipped or failed)."""
     import sys
 
@@ -259,7 +329,7 @@ def _progress_bar(total: int, *, enabled: bool) -> Any:
     return tqdm(
         total=total,
         unit=" pages",
-        desc="indexing corpus",
+        desc=desc,
         leave=False,
         file=sys.stderr,
         dynamic_ncols=True,

@@ -39,6 +39,7 @@ __all__ = ["draw_explanation", "explain_hits", "region_pixels"]
 
 #: Outline colours of the boxes, best first (the rest use the last).
 _COLOURS = ("#00c853", "#2979ff", "#ffab00", "#d500f9", "#00b8d4")
+_WORDS = "#2962ff"  # word regions (the query's terms written on the page)
 
 
 def region_pixels(region: Region, item: Item) -> tuple[float, float, float, float]:
@@ -70,7 +71,7 @@ def draw_explanation(
     width = max(2, round(min(base.size) / 150))
     for rank, region in enumerate(regions):
         x0, y0, x1, y1 = region_pixels(region, item)
-        colour = _COLOURS[min(rank, len(_COLOURS) - 1)]
+        colour = _WORDS if region.kind == "words" else _COLOURS[min(rank, len(_COLOURS) - 1)]
         draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=colour, width=width)
         draw.text((x0 + width + 1, y0 + width + 1), f"{rank + 1}", fill=colour)
     return base

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from mmrag.errors import ConfigError
 from mmrag.pipeline.regions import REGIONS_MAX_K, attach_regions
 from mmrag.pipeline.startup import load_models
+from mmrag.pipeline.word_regions import attach_word_regions
 from mmrag.store.plan import Plan
 from mmrag.types import Answer, Hit
 
@@ -89,8 +90,9 @@ def retrieve(
     ``rerank@K``) or, when it has none, the pipeline's reranker (if any). ``rerank=False``
     skips every rerank stage.
 
-    ``regions`` sets each final hit's region citations (:mod:`mmrag.pipeline.regions`;
-    multi-vector embedders with a patch grid); ``None``: when ``k`` is at most
+    ``regions`` sets each final hit's region citations (:mod:`mmrag.pipeline.regions`:
+    multi-vector embedders with a patch grid; then :mod:`mmrag.pipeline.word_regions`: the
+    page's words holding the query's terms); ``None``: when ``k`` is at most
     :data:`~mmrag.pipeline.regions.REGIONS_MAX_K`. They are timed as ``regions``.
     """
     from mmrag.embedders.base import Query
@@ -133,7 +135,7 @@ def retrieve(
     hits = hits[:k]
     if regions or (regions is None and k <= REGIONS_MAX_K):
         start = time.perf_counter()
-        hits = attach_regions(store, embedding, hits)
+        hits = attach_word_regions(coerced.text, attach_regions(store, embedding, hits))
         timings["regions"] = time.perf_counter() - start
     return Retrieved(hits=hits, timings=timings)
 

@@ -97,7 +97,15 @@ class RegionOut(BaseModel):
     y0: float
     x1: float
     y1: float
-    score: float = Field(description="The part of the hit's score its query tokens found here.")
+    score: float = Field(
+        description="patches: the part of the hit's score its query tokens found here; "
+        "words: the share of the query's terms written in the box (0..1)."
+    )
+    kind: Literal["patches", "words"] = Field(
+        "patches",
+        description="What found the box: the embedder's patch vectors, or the page's words "
+        "(OCR or a PDF text layer) holding the query's terms.",
+    )
 
 
 class HitOut(BaseModel):

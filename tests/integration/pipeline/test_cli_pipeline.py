@@ -99,6 +99,9 @@ def test_quickstart_offline_answers_with_citations_banner_and_timings(tmp_path, 
     sources = out.split("Sources (* cited):", 1)[1].splitlines()
     cited = next(line for line in sources if f"[{match.group(1)}] " in line)
     assert cited.lstrip().startswith("*") and "acme_solar_annual_report_2024.pdf p.2" in cited
+    # where on that page the question's words stand (read from the PDF's text layer)
+    after = sources[sources.index(cited) + 1]
+    assert re.fullmatch(r"\s+words at \(\d+, \d+\)-\(\d+, \d+\) pt", after), after
     assert "[1] " in out and "[3] " in out and "(text " in out  # three sources, stage scores
     timings = next(line for line in out.splitlines() if line.startswith("timings:"))
     for stage in ("index", "retrieve", "rerank", "generate", "total"):

@@ -143,3 +143,29 @@ def test_video_frames_are_read(tmp_path):
     assert "WALRUS" in frames[0].text and "OTTER" in frames[-1].text
     x0, y0, x1, y1 = _box_of(frames[0].details, "walrus")  # pixels of the frame
     assert 0 <= x0 < x1 <= 480 and 0 <= y0 < y1 <= 270
+
+
+def test_ocr_words_become_region_citations(folder, tiny_config, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from mmrag.integrations.server import create_app
+
+    config = _config(tiny_config, tmp_path, "auto")
+    with Pipeline(config) as pipe:
+        assert pipe.index(folder).indexed == 3
+        (hit, *_) = pipe.search("pelican", k=3, plan="text@5")
+        words = [r for r in hit.regions if r.kind == "words"]
+        assert Path(hit.item.source).name == "whiteboard.png" and len(words) == 1
+        assert words[0].score == 1.0
+        assert abs(words[0].x0 - IMAGE_WORD_AT[0]) < 15 and abs(words[0].y0 - IMAGE_WORD_AT[1]) < 25
+        (hit, *_) = pipe.search("flamingo", k=3, plan="text@5")
+        (box,) = [r for r in hit.regions if r.kind == "words"]
+        assert hit.item.page == 1 and abs(box.x0 - PDF_WORD_AT[0]) < 8  # PDF points
+        # a text-layer page's words are read from the file: the same citations without OCR
+        (hit, *_) = pipe.search("giraffe", k=3, plan="text@5")
+        (box,) = [r for r in hit.regions if r.kind == "words"]
+        assert hit.item.page == 2 and abs(box.x0 - 72) < 3 and 85 < box.y1 < 105
+    with TestClient(create_app(config)) as client:
+        body = client.get("/api/v1/search", params={"q": "pelican", "k": 3, "plan": "text@5"})
+        served = body.json()["hits"][0]["regions"]
+        assert [r for r in served if r["kind"] == "words"] == [words[0].to_dict()]

@@ -131,7 +131,7 @@ def test_cli_search_json_has_regions_and_explain_writes_pictures(tiny_colpali, t
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     (hit,) = json.loads(result.stdout)
-    assert hit["regions"] and set(hit["regions"][0]) == {"x0", "y0", "x1", "y1", "score"}
+    assert hit["regions"] and set(hit["regions"][0]) == {"x0", "y0", "x1", "y1", "score", "kind"}
     (picture,) = sorted(out.glob("*.png"))
     assert f"explained: {picture}" in result.stderr
     with Image.open(picture) as image:

@@ -201,7 +201,7 @@ function regionRects(hit) {
   }
   return (hit.regions || []).map((r) => ({
     x: r.x0 * scale - dx, y: r.y0 * scale - dy,
-    width: (r.x1 - r.x0) * scale, height: (r.y1 - r.y0) * scale, score: r.score,
+    width: (r.x1 - r.x0) * scale, height: (r.y1 - r.y0) * scale, score: r.score, kind: r.kind,
   }));
 }
 
@@ -217,10 +217,13 @@ function regionOverlay(hit) {
   rects.forEach((r, i) => {
     const rect = document.createElementNS(ns, "rect");
     for (const key of ["x", "y", "width", "height"]) rect.setAttribute(key, String(r[key]));
-    rect.setAttribute("class", i === 0 ? "region best" : "region");
+    const kind = r.kind === "words" ? " words" : "";
+    rect.setAttribute("class", (i === 0 ? "region best" : "region") + kind);
     rect.setAttribute("vector-effect", "non-scaling-stroke");
     const title = document.createElementNS(ns, "title");
-    title.textContent = `region ${i + 1}: score ${r.score.toFixed(3)}`;
+    title.textContent = r.kind === "words"
+      ? `words of the query: ${Math.round(r.score * 100)}% of its terms`
+      : `region ${i + 1}: score ${r.score.toFixed(3)}`;
     rect.append(title);
     svg.append(rect);
   });
