@@ -300,6 +300,8 @@ def test_region_citations_are_outlined_on_thumbnails_and_in_the_large_view(
                 assert rect["bottom"] <= content["bottom"] + 1.5
                 assert rect["right"] - rect["left"] > 1 and rect["bottom"] - rect["top"] > 1
         assert page.locator(".citation svg.regions rect.best").count() == cards
+        # the report's words holding the question's terms, outlined apart (dashed, blue)
+        assert page.locator(".citation svg.regions rect.words").count() >= 1
         page.screenshot(path=str(artifacts_dir / "web-06-regions.png"), full_page=True)
 
         page.locator(".citation .thumb").first.click()  # the large view outlines them too
