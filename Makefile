@@ -1,5 +1,5 @@
 # The two commands at the top of the README. Both set everything up first (scripts/setup.sh).
-.PHONY: setup quickstart test lint bench-ingest bench-index bench-copies
+.PHONY: setup quickstart test lint bench-ingest bench-index bench-copies bench-scale
 
 setup:
 	@bash scripts/setup.sh
@@ -22,3 +22,6 @@ bench-index: setup
 
 bench-copies: setup
 	.venv/bin/python benchmarks/copies.py
+
+bench-scale: setup
+	.venv/bin/python benchmarks/scale.py

@@ -30,6 +30,7 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import tomli_w
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -46,6 +47,7 @@ from mmrag.auth import Secret, is_secret_dict
 from mmrag.errors import ConfigError
 from mmrag.pipeline.ingest.options import IngestConfig
 from mmrag.registry import resolve, validate_type
+from mmrag.store.codecs import CODECS_HELP, FULL_POOL_HELP, merged_codecs
 from mmrag.store.plan import parse_plan
 
 if sys.version_info >= (3, 11):
@@ -79,7 +81,9 @@ SecretField = Annotated[
 ]
 
 #: Training-free pooling views of a multi-vector page (see ``mmrag/embedders/pooling.py``).
-PoolingView = Literal["global", "rows", "cols", "tiles", "smooth_rows", "hier", "muvera"]
+PoolingView = Literal[
+    "global", "rows", "cols", "tiles", "smooth_rows", "hier", "distinct", "muvera"
+]
 POOLING_VIEWS: tuple[str, ...] = get_args(PoolingView)
 
 #: The default answer model: a small VLM that reads page images and runs on a laptop CPU.
@@ -201,10 +205,11 @@ class MuveraConfig(_Section):
 class PoolingConfig(_Section):
     """Which training-free pooled views of multi-vector pages are stored (each a named vector)."""
 
-    views: list[PoolingView] = Field(default_factory=lambda: ["global", "rows"])
+    views: list[PoolingView] = Field(default_factory=lambda: ["global", "rows", "distinct"])
     tile_size: int = Field(4, ge=1, description="Tile side, in patches, for the `tiles` view.")
     window: int = Field(3, ge=1, description="Rows averaged by the `smooth_rows` view.")
     pool_factor: int = Field(3, ge=1, description="Token reduction of the `hier` view.")
+    full_pool_factor: int = Field(1, ge=1, description=FULL_POOL_HELP)
     muvera: MuveraConfig = Field(default_factory=MuveraConfig)
     seed: int = 0
 
@@ -252,12 +257,15 @@ class StoreConfig(_Section):
         description="Copies of each shard on a Qdrant cluster (2 or more survives losing a "
         "node; default: the server's, 1). Set when the collection is created.",
     )
+    codecs: Annotated[dict[str, str], AfterValidator(merged_codecs)] = Field(
+        default_factory=dict, validate_default=True, description=CODECS_HELP
+    )
 
 
 class RetrievalConfig(_Section):
     """The retrieval plan in arrow syntax (see :mod:`mmrag.store.plan`) and the answer size."""
 
-    plan: str = "global@200 -> rows@50 -> full@10"
+    plan: str = "(rows@48 + distinct@32) -> full@10"
     top_k: int = Field(5, ge=1)
     hybrid: bool = Field(False, description="Fuse the text channel with RRF.")
     hnsw_ef: int | None = Field(

@@ -194,8 +194,9 @@ class Embedding:
     """What an embedder returns for one item or query.
 
     Exactly one of ``dense`` (shape ``(d,)``) and ``multi`` (shape ``(n, d)``) is set. For
-    multi-vector documents, ``mask`` marks the visual tokens (token hygiene: only those are stored)
-    and ``grid`` is the patch grid ``(rows, cols)`` they lie on, row-major. ``pooled`` holds named
+    multi-vector documents, ``mask`` marks the visual tokens among them (ColPali-family
+    ``document_tokens``: every token is stored by default, or the visual ones only) and ``grid``
+    is the patch grid ``(rows, cols)`` they lie on, row-major. ``pooled`` holds named
     training-free views (``global``, ``rows``, ``muvera`` …) computed from ``multi``.
 
     Example:
@@ -255,7 +256,7 @@ class Embedding:
         return 1 if self.multi is None else int(self.multi.shape[0])
 
     def visual(self) -> np.ndarray:
-        """The vectors that are stored: the masked (visual-token) rows of ``multi``."""
+        """The visual-token rows of ``multi`` (on ``grid``): what pooling and regions use."""
         if self.multi is None:
             raise ValueError("a single-vector embedding has no token vectors")
         return self.multi if self.mask is None else self.multi[self.mask.astype(bool)]

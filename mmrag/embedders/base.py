@@ -269,7 +269,7 @@ class ModelEmbedder(HFComponent):
 
         Example:
             >>> from mmrag.embedders.colpali import ColPaliEmbedder
-            >>> ColPaliEmbedder("org/name", revision="0" * 40).id
+            >>> ColPaliEmbedder("org/name", revision="0" * 40, document_tokens="visual").id
             'colpali:org/name@0000000000000000000000000000000000000000'
         """
         import hashlib

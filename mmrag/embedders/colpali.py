@@ -21,10 +21,14 @@ family              document prompt                  query prompt
 The ten trailing tokens of a query are ColPali's *query augmentation* buffer; they are kept in the
 query's vectors, as the reference scorer does.
 
-**Token hygiene.** A document :class:`~mmrag.types.Embedding` holds every real (unpadded) token
-vector in ``multi``; ``mask`` marks the visual tokens (``input_ids == processor.image_token_id``),
-and ``grid`` is the patch grid they lie on, so that ``embedding.visual()`` is exactly the page's
-patch vectors in row-major order, ready for :class:`~mmrag.embedders.pooling.Pooler`:
+**Document tokens.** The model cards and colpali-engine score a document on every real token of
+its prompt (the prompt tokens too), and so does mmrag by default (``document_tokens="all"``): a
+document :class:`~mmrag.types.Embedding` holds every real (unpadded) token vector in ``multi``,
+the visual tokens first; ``document_tokens="visual"`` keeps the visual tokens only (token
+hygiene; what indexes built before this setting hold). Either way ``mask`` marks the visual
+tokens (``input_ids == processor.image_token_id``) and ``grid`` is the patch grid they lie on,
+so that ``embedding.visual()`` is exactly the page's patch vectors in row-major order, ready for
+:class:`~mmrag.embedders.pooling.Pooler` and region citations:
 
 * ColPali: a fixed square grid, ``image_size // patch_size`` of the SigLIP tower (32 x 32 at
   448 px for ``vidore/colpali-v1.3-hf``).
@@ -33,13 +37,14 @@ patch vectors in row-major order, ready for :class:`~mmrag.embedders.pooling.Poo
 * ColModernVBert (Idefics3-style tiling): a page larger than one tile is split into R x C tiles,
   each a k x k block of tokens (``k² = image_seq_len``, pixel-shuffled row-major), followed by a
   downscaled *global* thumbnail of the whole page. The tile tokens are reassembled into one
-  ``(R·k, C·k)`` row-major grid over the page; the vectors of those token slots in ``multi`` are
-  reordered accordingly (the set of vectors is unchanged). The 64 thumbnail tokens are left out
-  of ``mask`` by default (the tiles already cover the page at full resolution, and ModernBERT's
-  bidirectional attention lets every tile token see the thumbnail); pass
-  ``keep_global_image=True`` to keep them, in which case no exact grid exists and ``grid`` is
-  ``None`` (only the ``global``, ``hier`` and ``muvera`` pooled views are then available). A page
-  that fits in one tile has no thumbnail: its k x k tokens are the grid.
+  ``(R·k, C·k)`` row-major grid over the page, which opens ``multi`` (the set of vectors is
+  unchanged). The 64 thumbnail tokens are left out of ``mask`` by default (the tiles already
+  cover the page at full resolution, and ModernBERT's bidirectional attention lets every tile
+  token see the thumbnail): with ``document_tokens="all"`` they are stored and scored among the
+  prompt's tokens, with ``"visual"`` not at all. Pass ``keep_global_image=True`` to count them
+  as visual tokens, in which case no exact grid exists and ``grid`` is ``None`` (only the
+  ``global``, ``hier`` and ``muvera`` pooled views are then available). A page that fits in one
+  tile has no thumbnail: its k x k tokens are the grid.
 
 Every token vector is L2-normalised by the model itself; MaxSim scoring lives in
 :mod:`mmrag.scoring`. The loading, batching and mask/grid bookkeeping shared by the three families
@@ -135,7 +140,7 @@ class ColPaliEmbedder(ColVisionEmbedder):
         >>> from mmrag.embedders.colpali import ColPaliEmbedder
         >>> commit = "0" * 40        # pinned; without it, main's commit from the cache or Hub
         >>> embedder = ColPaliEmbedder("vidore/colpali-v1.3-hf", revision=commit, batch_size=4)
-        >>> embedder.id == f"colpali:vidore/colpali-v1.3-hf@{commit}"
+        >>> embedder.id.startswith(f"colpali:vidore/colpali-v1.3-hf@{commit}#")  # + its settings
         True
         >>> # embedder.embed_documents(items)[0].grid  -> (32, 32)
     """
@@ -169,7 +174,7 @@ class ColQwen2Embedder(ColVisionEmbedder):
         >>> from mmrag.embedders.colpali import ColQwen2Embedder
         >>> embedder = ColQwen2Embedder("vidore/colqwen2-v1.0-hf", max_pixels=512 * 28 * 28)
         >>> embedder.id_settings()
-        {'max_pixels': 401408, 'min_pixels': 3136}
+        {'document_tokens': 'all', 'max_pixels': 401408, 'min_pixels': 3136}
     """
 
     spec = COLQWEN2
@@ -209,7 +214,11 @@ class ColQwen2Embedder(ColVisionEmbedder):
 
     def id_settings(self) -> dict[str, Any]:
         """The image budget changes the number (and values) of the page vectors."""
-        return {"max_pixels": self.max_pixels, "min_pixels": self.min_pixels}
+        return {
+            **super().id_settings(),
+            "max_pixels": self.max_pixels,
+            "min_pixels": self.min_pixels,
+        }
 
     def _configure_processor(self, processor: Any) -> None:
         image_processor = processor.image_processor
@@ -244,8 +253,10 @@ class ColModernVBertEmbedder(ColVisionEmbedder):
 
     Pages are resized to a longest edge of 2,048 px and split into 512 px tiles of 8 x 8 tokens
     plus a global thumbnail (the processor's Idefics3-style recipe). ``grid`` covers the page:
-    ``(rows·8, cols·8)`` for ``rows x cols`` tiles; the thumbnail's tokens are not stored unless
-    ``keep_global_image=True`` (then ``grid`` is ``None``). See the module docstring.
+    ``(rows·8, cols·8)`` for ``rows x cols`` tiles; the thumbnail's tokens are off the grid
+    (stored among the prompt's tokens with ``document_tokens="all"``, not at all with
+    ``"visual"``) unless ``keep_global_image=True`` (then ``grid`` is ``None``). See the module
+    docstring.
 
     Example:
         >>> from mmrag.embedders.colpali import ColModernVBertEmbedder
@@ -267,7 +278,8 @@ class ColModernVBertEmbedder(ColVisionEmbedder):
 
     def id_settings(self) -> dict[str, Any]:
         """Keeping the thumbnail's vectors changes what is stored."""
-        return {"keep_global_image": True} if self.keep_global_image else {}
+        kept = {"keep_global_image": True} if self.keep_global_image else {}
+        return {**super().id_settings(), **kept}
 
     def _wrong_checkpoint_hint(self, found: str | None) -> str:
         if found == "modernvbert":

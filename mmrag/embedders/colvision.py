@@ -2,13 +2,23 @@
 
 :class:`ColVisionEmbedder` runs a checkpoint's own transformers retrieval model and processor
 (``model(**inputs).embeddings``, every token vector L2-normalised by the model), and stores a
-document as the contract of :class:`~mmrag.types.Embedding` asks: ``multi`` holds every real
-(unpadded) token vector, ``mask`` marks the visual tokens (``input_ids ==
+document as the contract of :class:`~mmrag.types.Embedding` asks: ``multi`` holds the document
+tokens that are stored and scored, ``mask`` marks the visual tokens among them (``input_ids ==
 processor.image_token_id``) and ``grid`` is the patch grid they lie on, so that
-``embedding.visual()`` is exactly the page's patch vectors in row-major order. Where the visual
-tokens lie is each family's recipe (:meth:`ColVisionEmbedder._visual_layout`); when the grid order
-differs from the prompt order, the vectors of those token slots are reordered (the set of vectors
-is unchanged).
+``embedding.visual()`` is exactly the page's patch vectors in row-major order (what pooling and
+region citations use). Where the visual tokens lie is each family's recipe
+(:meth:`ColVisionEmbedder._visual_layout`).
+
+**Document tokens** (``document_tokens``, part of the embedder's :attr:`id`):
+
+* ``"all"`` (default, the published recipe): ``multi`` holds every real (unpadded) token of the
+  document prompt, as the model cards and colpali-engine score documents: the visual tokens
+  first, in grid order, then the prompt's other tokens (``<bos>Describe the image.\\n`` …) in
+  prompt order. MaxSim does not depend on the order of a document's vectors, so scores equal the
+  processor's ``score_retrieval`` over the model's output; putting the patches first lets region
+  citations read the first ``rows x cols`` stored vectors as the grid.
+* ``"visual"``: ``multi`` holds the visual tokens only, in grid order (token hygiene; the layout of
+  indexes built before this setting existed, whose embedder id it keeps).
 
 Queries are text or an image, not both: ColPali-family models were trained on text queries
 against page images; an image query is embedded exactly like a document page (same prompt, mask
@@ -28,7 +38,7 @@ import logging
 from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
@@ -39,9 +49,14 @@ from mmrag.types import Embedding
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["ColVisionEmbedder"]
+__all__ = ["DOCUMENT_TOKENS", "ColVisionEmbedder", "DocumentTokens"]
 
 logger = logging.getLogger(__name__)
+
+#: Which tokens of a document are stored and scored: every real token of the document prompt
+#: (the published recipe), or its visual tokens only.
+DocumentTokens = Literal["all", "visual"]
+DOCUMENT_TOKENS: tuple[str, ...] = ("all", "visual")
 
 
 class ColVisionEmbedder(ModelEmbedder):
@@ -52,10 +67,17 @@ class ColVisionEmbedder(ModelEmbedder):
     grid (:meth:`_visual_layout`). Loading reads every special id from the checkpoint's processor /
     config; nothing is hard-coded.
 
+    ``document_tokens`` picks the document tokens that are stored and scored: ``"all"`` (the
+    published recipe: every real token, prompt tokens included) or ``"visual"`` (the page's
+    patches only); see the module docstring. ``"all"`` enters :attr:`id`, so an index built one
+    way is never read the other way.
+
     Example:
         >>> from mmrag.embedders.colpali import ColPaliEmbedder
         >>> ColPaliEmbedder("vidore/colpali-v1.3-hf").to_dict()["type"]
         'colpali'
+        >>> ColPaliEmbedder("vidore/colpali-v1.3-hf", document_tokens="visual").id_settings()
+        {}
     """
 
     #: transformers class that loads the checkpoint (never AutoModel: see model-recipes.md).
@@ -67,7 +89,28 @@ class ColVisionEmbedder(ModelEmbedder):
     _processor: Any
     _image_token_id: int
 
+    def __init__(
+        self, model: str, *, document_tokens: DocumentTokens = "all", **kwargs: Any
+    ) -> None:
+        super().__init__(model, **kwargs)
+        if document_tokens not in DOCUMENT_TOKENS:
+            raise ConfigError(
+                f"document_tokens must be one of {', '.join(map(repr, DOCUMENT_TOKENS))}, got "
+                f"{document_tokens!r}: 'all' stores every token of the document prompt (the "
+                "published recipe), 'visual' the page's patch tokens only"
+            )
+        self.document_tokens: DocumentTokens = document_tokens
+
     # -- identity ---------------------------------------------------------------------------------
+
+    def init_parameters(self) -> dict[str, Any]:
+        """The constructor arguments, including ``document_tokens``."""
+        return {**super().init_parameters(), "document_tokens": self.document_tokens}
+
+    def id_settings(self) -> dict[str, Any]:
+        """Storing the prompt tokens changes what is stored and scored (``"visual"`` keeps the id
+        of indexes built before the setting existed, which stored visual tokens only)."""
+        return {"document_tokens": "all"} if self.document_tokens == "all" else {}
 
     @property
     def dim(self) -> int:
@@ -167,14 +210,17 @@ class ColVisionEmbedder(ModelEmbedder):
         vectors = self._forward(inputs)  # (b, n, d)
         out = []
         for i in range(len(images)):
-            multi = vectors[i][keep[i]]  # (t, d), a copy that owns its memory
+            real = vectors[i][keep[i]]  # (t, d): every real token, in prompt order
             tokens = ids[i][keep[i]]  # (t,)
-            positions, grid = self._visual_layout(tokens, inputs, i)
-            slots = np.sort(positions)
-            if not np.array_equal(slots, positions):
-                multi[slots] = multi[positions]  # visual() reads the slots in grid order
-            mask = np.zeros(tokens.shape[0], dtype=bool)
-            mask[slots] = True
+            positions, grid = self._visual_layout(tokens, inputs, i)  # (v,), in grid order
+            order = positions
+            if self.document_tokens == "all":
+                prompt = np.ones(tokens.shape[0], dtype=bool)
+                prompt[positions] = False
+                order = np.concatenate([positions, np.flatnonzero(prompt)])  # patches first
+            multi = real[order]  # (v or t, d), a copy that owns its memory
+            mask = np.zeros(multi.shape[0], dtype=bool)
+            mask[: positions.size] = True
             out.append(Embedding(multi=multi, mask=mask, grid=grid))
         return out
 

@@ -14,6 +14,7 @@ view            shape                      what it is
 ``tiles``       ``(⌈r/t⌉·⌈c/t⌉, d)``       mean of each t x t tile of patches
 ``smooth_rows`` ``(rows, d)``              row means averaged over a sliding window of rows
 ``hier``        ``(≈n/f, d)``              hierarchical token pooling (Ward clustering)
+``distinct``    ``(≤32, d)``               means of the page's most distinct token groups
 ``muvera``      ``(r·2^k·p,)``             MUVERA fixed-dimensional encoding (fastembed)
 ==============  =========================  ================================================
 
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Pooler",
     "col_pool",
+    "distinct_pool",
     "hierarchical_pool",
     "mean_pool",
     "row_pool",
@@ -191,6 +193,8 @@ class Pooler:
             return mean_pool(multi)[None, :]
         if name == "hier":
             return hierarchical_pool(multi, c.pool_factor)
+        if name == "distinct":
+            return distinct_pool(multi, DISTINCT_VECTORS)
         if name == "muvera":
             fde = self._muvera_for(multi.shape[1]).process_document(multi.astype(np.float32))
             return np.asarray(fde, dtype=np.float32)
@@ -228,3 +232,59 @@ class Pooler:
     def tiles_for(grid: tuple[int, int], tile: int) -> int:
         """How many tiles a grid yields."""
         return math.ceil(grid[0] / tile) * math.ceil(grid[1] / tile)
+
+
+#: How many vectors the ``distinct`` view keeps per page.
+DISTINCT_VECTORS = 32
+
+
+def distinct_pool(multi: np.ndarray, k: int) -> np.ndarray:
+    """The means of a page's ``k`` most distinct token groups: ``(n, d) -> (min(k, n), d)``.
+
+    Greedy k-centre clustering (Gonzalez's farthest-point rule) on cosine similarity: the first
+    centre is the page's most typical token (the one most similar to the page mean: usually
+    paper background), each next centre is the token least similar to every centre chosen so
+    far; every token then joins its most similar centre and each group is replaced by its mean.
+    Near-identical tokens (background, a template header repeated on many pages) collapse into
+    one or two vectors, so the ``k`` vectors go to what makes the page different: its content
+    regions, each kept as its own vector instead of being averaged with the background around
+    it (which is why ``rows`` and ``global`` lose pages whose content is a small region).
+    Training-free, page-local and deterministic; a few ms for a 1,024 x 128 page.
+
+    Rows are ordered by centre (most typical first); groups that end up empty are dropped.
+
+    Example:
+        >>> import numpy as np
+        >>> from mmrag.embedders.pooling import distinct_pool
+        >>> page = np.array([[1, 0], [1, 0.01], [1, -0.01], [0, 1]], np.float32)
+        >>> distinct_pool(page, 2).round(3).tolist()    # background collapses, content stays
+        [[1.0, 0.0], [0.0, 1.0]]
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    vectors = multi.astype(np.float32, copy=False)  # (n, d)
+    if vectors.ndim != 2 or vectors.shape[0] == 0:
+        raise ValueError(f"distinct_pool needs an (n, d) array with n >= 1; got {vectors.shape}")
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)  # (n, 1)
+    unit = vectors / np.maximum(norms, 1e-12)  # (n, d)
+    n = unit.shape[0]
+    k = min(k, n)
+    # Matrix-vector products only: small matrix-matrix products hit multithreaded BLAS, which
+    # stalls for tens of ms when the cores are busy (measured while a store was indexing).
+    similarity = np.empty((k, n), dtype=np.float32)  # (k, n): each token to each centre
+    similarity[0] = unit @ unit[int(np.argmax(unit @ unit.mean(axis=0)))]
+    nearest = similarity[0].copy()  # (n,): similarity to the closest centre so far
+    found = 1
+    while found < k:
+        far = int(np.argmin(nearest))
+        if nearest[far] >= 1.0 - 1e-6:
+            break  # every token duplicates a centre: fewer than k distinct groups
+        similarity[found] = unit @ unit[far]
+        np.maximum(nearest, similarity[found], out=nearest)
+        found += 1
+    labels = np.argmax(similarity[:found], axis=0)  # (n,) index of each token's centre
+    order = np.argsort(labels, kind="stable")  # (n,) tokens grouped by centre
+    starts = np.flatnonzero(np.diff(labels[order], prepend=-1))  # (k',) first of each group
+    sums = np.add.reduceat(vectors[order], starts, axis=0)  # (k', d)
+    counts = np.diff(np.append(starts, n))  # (k',)
+    return sums / counts[:, None].astype(np.float32)  # (k', d)

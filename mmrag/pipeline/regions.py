@@ -1,9 +1,11 @@
 """Region citations: which boxes of a page carry a hit's match.
 
 A multi-vector embedder with a patch grid stores one vector per patch of the page (``full``,
-row-major on ``details["grid"] = [rows, cols]``). MaxSim sums, over the query tokens, each
-token's best similarity with any patch. Giving each token's share to the patch that won it
-yields a per-patch score map whose total is the page's MaxSim score (:func:`patch_scores`).
+row-major on ``details["grid"] = [rows, cols]``), followed, when it stores every document token
+(``document_tokens="all"``, the ColPali recipe), by the vectors of the document prompt's other
+tokens, which lie nowhere on the page. MaxSim sums, over the query tokens, each token's best
+similarity with any patch. Giving each token's share to the patch that won it yields a per-patch
+score map whose total is the page's MaxSim score over its patches (:func:`patch_scores`).
 The cells that carry a good part of it are grouped into connected boxes (:func:`cell_boxes`),
 each scored by the share it carries, and mapped to the page's own coordinates: PDF points for
 PDF pages (pixels ÷ ``render_dpi`` × 72, plus the crop offset), pixels for images and frames
@@ -46,6 +48,7 @@ __all__ = [
     "page_regions",
     "page_transform",
     "patch_scores",
+    "per_token_full",
 ]
 
 logger = logging.getLogger(__name__)
@@ -60,17 +63,20 @@ def patch_scores(query: np.ndarray, patches: np.ndarray, grid: Sequence[int]) ->
     """The ``(rows, cols)`` map of each patch's share of the MaxSim score.
 
     Each query token adds its best similarity to the patch that gave it (ties: the first), so
-    the map sums to ``maxsim(query, patches)``. ``query`` is ``(q, d)``, ``patches`` ``(n, d)``
-    with ``n = rows * cols``, row-major.
+    the map sums to ``maxsim(query, patches[:rows * cols])``. ``query`` is ``(q, d)``,
+    ``patches`` ``(n, d)`` with ``n >= rows * cols``: the first ``rows * cols`` are the grid,
+    row-major; any after are a document's prompt tokens (``document_tokens="all"``), which lie
+    nowhere on the page and are left out.
     """
     rows, cols = (int(v) for v in grid)
     patches = np.asarray(patches, dtype=np.float32)
-    if patches.ndim != 2 or patches.shape[0] != rows * cols:
-        raise ValueError(f"a {rows}x{cols} grid needs {rows * cols} patch vectors")
+    cells = rows * cols
+    if patches.ndim != 2 or patches.shape[0] < cells:
+        raise ValueError(f"a {rows}x{cols} grid needs {cells} patch vectors")
     query = np.asarray(query, dtype=np.float32)
-    sim = query @ patches.T  # (q, n)
+    sim = query @ patches[:cells].T  # (q, cells)
     best = sim.argmax(axis=1)
-    scores = np.zeros(rows * cols, dtype=np.float64)
+    scores = np.zeros(cells, dtype=np.float64)
     np.add.at(scores, best, sim[np.arange(len(best)), best])
     return scores.reshape(rows, cols)
 
@@ -124,10 +130,11 @@ def cell_boxes(
 
 def grid_of(item: Item, count: int) -> tuple[int, int] | None:
     """The patch grid of ``item``'s ``count`` stored vectors: ``details["grid"]`` when indexed
-    with it, else the ``rows x cols = count`` factorisation closest to the image's aspect ratio
-    (older indexes), else ``None``."""
+    with it (its ``rows x cols`` patches come first; more stored vectors are the document
+    prompt's other tokens), else the ``rows x cols = count`` factorisation closest to the
+    image's aspect ratio (older indexes), else ``None``."""
     stored = (item.details or {}).get("grid")
-    if stored is not None and len(stored) == 2 and int(stored[0]) * int(stored[1]) == count:
+    if stored is not None and len(stored) == 2 and 0 < int(stored[0]) * int(stored[1]) <= count:
         return int(stored[0]), int(stored[1])
     if stored is not None or not item.width or not item.height or count < 1:
         return None
@@ -186,9 +193,16 @@ def page_regions(
 
 def query_tokens(embedding: Embedding) -> np.ndarray | None:
     """The token vectors a multi-vector query searches with (``None`` for a dense query)."""
-    if embedding.multi is None:
-        return None
-    return embedding.visual() if embedding.mask is not None else embedding.multi
+    return embedding.multi  # every token the query scores with (an image query's too)
+
+
+def per_token_full(schema: Any) -> bool:
+    """Whether the collection's ``full`` vectors are one per document token (so the first
+    ``rows x cols`` lie on the page grid): not when ``full`` is stored pooled
+    (``full_pool_factor`` > 1)."""
+    if "full" not in schema.vectors():
+        return False
+    return int(dict(schema.pooling or {}).get("full_pool_factor", 1) or 1) == 1
 
 
 def attach_regions(store: VectorStore, query: Embedding, hits: Sequence[Hit]) -> list[Hit]:
@@ -198,7 +212,7 @@ def attach_regions(store: VectorStore, query: Embedding, hits: Sequence[Hit]) ->
     search (a store error is logged and the hits come back as they were).
     """
     tokens = query_tokens(query)
-    if tokens is None or not hits or "full" not in store.schema.vectors():
+    if tokens is None or not hits or not per_token_full(store.schema):
         return list(hits)
     try:
         records = {r.id: r for r in store.retrieve([h.id for h in hits], with_vectors=True)}

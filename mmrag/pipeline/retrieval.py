@@ -213,7 +213,7 @@ class Retriever:
                         f"the {name!r} stage needs a multi-vector query embedding; this query "
                         "is a single vector (use a 'dense@K' plan)"
                     )
-                tokens = embedding.visual() if embedding.mask is not None else embedding.multi
+                tokens = embedding.multi  # every token the query has (an image query's too)
                 if name == "muvera":
                     pooled = embedding.pooled.get("muvera")
                     vectors[name] = (
@@ -251,6 +251,9 @@ class Retriever:
         results = self.store.query_batch(self.plan, batch, filter, hnsw_ef=self.hnsw_ef)
         out = []
         for vectors, records in zip(batch, results, strict=True):
+            # Equal scores come back from the engine in no fixed order (its segments are
+            # searched in parallel): break ties by id so the same query gives the same hits.
+            records = sorted(records, key=lambda r: (-r.score, r.id))
             records = records[: self.top_k] if self.top_k else records
             scores = (
                 self._stage_scores(vectors, records, filter) if self.record_stage_scores else {}

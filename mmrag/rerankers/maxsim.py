@@ -83,7 +83,7 @@ class MaxSimReranker:
                 f"vectors are {', '.join(context.store.schema.vector_names)}"
             )
         documents = [np.asarray(vectors[hit.id], dtype=np.float32) for hit in hits]  # (n_i, dim)
-        tokens = embedding.visual() if embedding.mask is not None else embedding.multi
+        tokens = embedding.multi  # every token the query has (an image query's too)
         query_tokens = np.asarray(tokens, dtype=np.float32)  # (q, dim)
         scores = maxsim([query_tokens], documents)[0]  # (n_hits,)
         return rescore(hits, scores.tolist(), stage=self.stage, top_n=top_n or self.top_n)

@@ -120,10 +120,12 @@ def open_store(
 
     ``schema`` is required to create a collection and, when it exists, is checked against the
     stored one (a mismatch raises :class:`CollectionMismatchError` naming both and the fix).
-    ``schema=None`` opens an existing collection as stored (for ``delete``, ``info``). A
+    ``schema=None`` opens an existing collection as stored (for ``delete``, ``info``). The
+    schema's codecs are ``config.codecs`` (a collection built with others is a mismatch). A
     function returning the schema is called only when it is needed, after the embedded store's
     folder is locked, so a folder in use fails before an embedder model is loaded.
     """
+    schema = _with_codecs(schema, config.codecs)
     if config.backend == "server":
         from mmrag.store.server import ServerStore
 
@@ -132,6 +134,18 @@ def open_store(
     from mmrag.store.embedded import EmbeddedStore
 
     return EmbeddedStore(config.path, config.collection, schema, recreate=recreate)
+
+
+def _with_codecs(
+    schema: CollectionSchema | Callable[[], CollectionSchema] | None, codecs: dict[str, str]
+) -> CollectionSchema | Callable[[], CollectionSchema] | None:
+    """``schema`` with the config's codecs (``config.store.codecs`` is where they are set)."""
+    if schema is None:
+        return None
+    if callable(schema):
+        source = schema
+        return lambda: source().with_codecs(codecs)
+    return schema.with_codecs(codecs)
 
 
 def open_assets(config: StoreConfig, **options: Any) -> AssetStore:

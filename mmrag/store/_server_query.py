@@ -17,6 +17,7 @@ import numpy as np
 
 from mmrag.errors import MissingDependencyError
 from mmrag.store._base import EngineQuery, filter_matches, filter_ranges
+from mmrag.store.codecs import codec_spec
 from mmrag.store.contract import PENDING_FIELD, RRF_K
 from mmrag.store.plan import QueryNode
 from mmrag.store.records import Point, QueryVector, Record, SearchFilter, SparseVector
@@ -40,20 +41,54 @@ class QdrantTranslator:
     """Build qdrant-client requests from mmrag's specs, filters, queries and points.
 
     ``local`` is qdrant-client's local mode (always exact: search parameters are left out);
-    ``uses_hnsw(name)`` says whether the named vector has an HNSW index (the collection's
-    schema decides, so it is asked at query time).
+    ``uses_hnsw(name)`` says whether the named vector has an HNSW index and ``codec(name)``
+    its codec (``None`` for sparse vectors); the collection's schema decides, so both are
+    asked at query time.
     """
 
-    def __init__(self, *, local: bool, uses_hnsw: Callable[[str | None], bool]) -> None:
+    def __init__(
+        self,
+        *,
+        local: bool,
+        uses_hnsw: Callable[[str | None], bool],
+        codec: Callable[[str | None], str | None] | None = None,
+    ) -> None:
         self.m = qdrant_models()
         self._local = local
         self._uses_hnsw = uses_hnsw
+        self._codec = codec or (lambda name: None)
 
     # -- the collection --------------------------------------------------------------------------
 
     def vector_params(self, spec: VectorSpec) -> Any:
-        """The ``VectorParams`` of a dense (single- or multi-vector) vector."""
+        """The ``VectorParams`` of a dense (single- or multi-vector) vector: its codec as a
+        storage datatype and, for the rescored codecs, a quantization config (a server keeps
+        the originals on disk and the quantized copy in RAM)."""
         m = self.m
+        codec = codec_spec(spec.codec)
+        datatypes = {
+            "float16": m.Datatype.FLOAT16,
+            "turbo8": m.Datatype.TURBO8,
+            "turbo4": m.Datatype.TURBO4,
+        }
+        quantization = None
+        if codec.quantization == "int8":
+            quantization = m.ScalarQuantization(
+                scalar=m.ScalarQuantizationConfig(
+                    type=m.ScalarType.INT8, quantile=0.99, always_ram=True
+                )
+            )
+        elif codec.quantization is not None:
+            encodings = {
+                "binary1": m.BinaryQuantizationEncoding.ONE_BIT,
+                "binary1.5": m.BinaryQuantizationEncoding.ONE_AND_HALF_BITS,
+                "binary2": m.BinaryQuantizationEncoding.TWO_BITS,
+            }
+            quantization = m.BinaryQuantization(
+                binary=m.BinaryQuantizationConfig(
+                    always_ram=True, encoding=encodings[codec.quantization]
+                )
+            )
         return m.VectorParams(
             size=spec.dim,
             distance=m.Distance.COSINE if spec.distance == "cosine" else m.Distance.DOT,
@@ -69,7 +104,8 @@ class QdrantTranslator:
                 if spec.hnsw_m or spec.ef_construct
                 else None
             ),
-            datatype=m.Datatype.FLOAT16 if spec.datatype == "float16" else None,
+            datatype=datatypes.get(codec.storage),
+            quantization_config=quantization,
             on_disk=True if spec.on_disk else None,
         )
 
@@ -149,11 +185,24 @@ class QdrantTranslator:
     def _params(self, node: QueryNode, request: EngineQuery) -> Any:
         if self._local or node.is_fusion:  # local mode is always exact (and warns on params)
             return None
-        if request.exact:
-            return self.m.SearchParams(exact=True)
+        m = self.m
+        name = self._codec(node.using)
+        rescored = name is not None and codec_spec(name).rescored
+        if request.exact:  # every point, scored with the originals
+            ignore = m.QuantizationSearchParams(ignore=True) if rescored else None
+            return m.SearchParams(exact=True, quantization=ignore)
+        quantization = None
+        if rescored:
+            assert name is not None
+            quantization = m.QuantizationSearchParams(
+                rescore=True, oversampling=codec_spec(name).oversampling
+            )
+        hnsw_ef = None
         if request.hnsw_ef is not None and self._uses_hnsw(node.using):
-            return self.m.SearchParams(hnsw_ef=max(request.hnsw_ef, node.limit))
-        return None
+            hnsw_ef = max(request.hnsw_ef, node.limit)
+        if hnsw_ef is None and quantization is None:
+            return None
+        return m.SearchParams(hnsw_ef=hnsw_ef, quantization=quantization)
 
     def _prefetch(self, node: QueryNode, request: EngineQuery, filter: Any) -> Any:
         m = self.m

@@ -45,6 +45,7 @@ from mmrag.store._integrity import (
     write_state,
 )
 from mmrag.store._integrity import write_json_atomic as _write_json_atomic
+from mmrag.store.codecs import codec_spec
 from mmrag.store.contract import (
     FILTER_FIELDS,
     PENDING_FIELD,
@@ -258,8 +259,27 @@ class EmbeddedStore(BaseStore):
         kwargs: dict[str, Any] = {}
         if spec.multivector:
             kwargs["multivector_config"] = e.MultiVectorConfig(e.MultiVectorComparator.MaxSim)
-        if spec.datatype == "float16":
-            kwargs["datatype"] = e.VectorStorageDatatype.Float16
+        codec = codec_spec(spec.codec)
+        datatypes = {
+            "float16": e.VectorStorageDatatype.Float16,
+            "turbo8": e.VectorStorageDatatype.Turbo8,
+            "turbo4": e.VectorStorageDatatype.Turbo4,
+        }
+        if codec.storage in datatypes:
+            kwargs["datatype"] = datatypes[codec.storage]
+        if codec.quantization == "int8":
+            kwargs["quantization_config"] = e.ScalarQuantizationConfig(
+                e.ScalarType.Int8, quantile=0.99, always_ram=True
+            )
+        elif codec.quantization is not None:
+            encodings = {
+                "binary1": e.BinaryQuantizationEncoding.OneBit,
+                "binary1.5": e.BinaryQuantizationEncoding.OneAndHalfBits,
+                "binary2": e.BinaryQuantizationEncoding.TwoBits,
+            }
+            kwargs["quantization_config"] = e.BinaryQuantizationConfig(
+                always_ram=True, encoding=encodings[codec.quantization]
+            )
         if not spec.hnsw:
             kwargs["hnsw_config"] = e.HnswIndexConfig(
                 m=0, ef_construct=100, full_scan_threshold=10_000
@@ -310,11 +330,23 @@ class EmbeddedStore(BaseStore):
         return self._edge.Point(point.id, vectors, dict(point.payload))
 
     def _params(self, node: QueryNode, request: EngineQuery) -> Any:
+        e = self._edge
+        spec = self.schema.vectors().get(node.using or "")
+        codec = codec_spec(spec.codec) if spec is not None and not spec.sparse else None
         if request.exact:
-            return self._edge.SearchParams(exact=True)
+            # Exact: every point, scored with the originals (a quantized copy is ignored).
+            ignore = e.QuantizationSearchParams(ignore=True) if codec and codec.rescored else None
+            return e.SearchParams(exact=True, quantization=ignore)
+        quantization = None
+        if codec is not None and codec.rescored:
+            # Quantized candidates (oversampled), rescored with the stored originals.
+            quantization = e.QuantizationSearchParams(rescore=True, oversampling=codec.oversampling)
+        hnsw_ef = None
         if request.hnsw_ef is not None and self._uses_hnsw(node.using):
-            return self._edge.SearchParams(hnsw_ef=max(request.hnsw_ef, node.limit))
-        return None
+            hnsw_ef = max(request.hnsw_ef, node.limit)
+        if hnsw_ef is None and quantization is None:
+            return None
+        return e.SearchParams(hnsw_ef=hnsw_ef, quantization=quantization)
 
     def _node(self, node: QueryNode, request: EngineQuery, filter: Any) -> tuple[Any, list[Any]]:
         """The (query, prefetches) of one node of the plan tree."""

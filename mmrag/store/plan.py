@@ -42,6 +42,7 @@ VECTOR_NAMES: tuple[str, ...] = (
     "tiles",
     "smooth_rows",
     "hier",
+    "distinct",
     "muvera",
     "full",
     "text",

@@ -59,21 +59,33 @@ class Point:
         *,
         text: bool = False,
         pending: bool = False,
+        full_pool_factor: int = 1,
     ) -> Point:
         """The point of ``item`` embedded by ``embedder_id``: deterministic id, payload, vectors.
 
         This is the one place a point is built from an item (the store's ``(item, embedding)``
         upserts and every indexing driver come here). ``embedding.pooled`` supplies the pooled
-        views; ``visual()`` the ``full`` multi-vector. ``text`` adds the BM25 sparse vector of
-        the item's text (collections with the text channel); ``pending`` flags the point
+        views; ``multi`` the ``full`` multi-vector (every document token the embedder keeps:
+        with ColPali's ``document_tokens="all"`` the prompt's tokens too, after the patches).
+        ``text`` adds the BM25 sparse vector of the item's text (collections with the text
+        channel); ``pending`` flags the point
         :data:`~mmrag.store.contract.PENDING_FIELD` until its document is published.
+        ``full_pool_factor`` > 1 stores ``full`` merged to about ``1 / full_pool_factor`` of
+        the tokens (:func:`mmrag.store.tokens.merge_pool`): the stored vectors then no
+        longer lie on the patch grid (still recorded, for the page), so such a collection
+        gives no region citations (they need ``full_pool_factor = 1``).
         """
         vectors: dict[str, QueryVector] = {}
         if embedding.kind == "single":
             assert embedding.dense is not None
             vectors["dense"] = embedding.dense
         else:
-            vectors["full"] = embedding.visual()
+            full = embedding.multi  # every token the embedder keeps (the patches first)
+            if full_pool_factor > 1:
+                from mmrag.store.tokens import merge_pool
+
+                full = merge_pool(np.asarray(full, dtype=np.float32), full_pool_factor)
+            vectors["full"] = full
             vectors.update(embedding.pooled)
         if text and item.text:
             vectors["text"] = bm25_document(item.text)
@@ -90,7 +102,14 @@ class Point:
         cls, item: Item, embedding: Embedding, schema: CollectionSchema, *, pending: bool = False
     ) -> Point:
         """:meth:`from_item` with the collection's embedder id and text channel."""
-        return cls.from_item(item, embedding, schema.embedder_id, text=schema.text, pending=pending)
+        return cls.from_item(
+            item,
+            embedding,
+            schema.embedder_id,
+            text=schema.text,
+            pending=pending,
+            full_pool_factor=schema.full_pool_factor,
+        )
 
     @classmethod
     def reusing(

@@ -9,9 +9,14 @@ name        what                                                   index
 ``global``  mean of the page's tokens, a 1-vector multivector      HNSW, MaxSim
 ``rows`` …  other pooled views (multivectors)                      HNSW, MaxSim
 ``muvera``  MUVERA fixed-dimensional encoding (plain vector, dot)  HNSW
-``full``    every visual token of the page                         none (m=0), float16, disk
+``full``    every document token of the page (or merged, see       none (m=0), on disk
+            ``pooling.full_pool_factor``)
 ``text``    BM25 sparse vector of the page's text layer            sparse, IDF
 ==========  =====================================================  ==========================
+
+Each dense vector is stored with a codec (:mod:`mmrag.store.codecs`: float32, float16,
+TurboQuant 8 / 4 bit, or a quantized copy rescored with the originals), recorded in
+``schema.codecs``.
 
 
 Example:
@@ -34,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from mmrag.errors import ConfigError
+from mmrag.store.codecs import LEGACY_CODECS, codec_spec, codecs_for, merged_codecs
 from mmrag.store.contract import (
     MULTI_EF_CONSTRUCT,
     MULTI_HNSW_M,
@@ -62,7 +68,7 @@ class VectorSpec:
     """How one named vector is stored and indexed.
 
     ``hnsw_m`` / ``ef_construct`` override the engine's HNSW defaults (16 / 100) for this
-    vector; ``None`` keeps them.
+    vector; ``None`` keeps them. ``codec`` is one of :data:`mmrag.store.codecs.CODECS`.
     """
 
     name: str
@@ -70,11 +76,16 @@ class VectorSpec:
     multivector: bool = False
     distance: Literal["cosine", "dot"] = "cosine"
     hnsw: bool = True
-    datatype: Literal["float32", "float16"] = "float32"
+    codec: str = "float32"
     on_disk: bool = False
     sparse: bool = False
     hnsw_m: int | None = None
     ef_construct: int | None = None
+
+    @property
+    def datatype(self) -> str:
+        """How the originals are stored: ``float32``, ``float16``, ``turbo8`` or ``turbo4``."""
+        return codec_spec(self.codec).storage
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,8 @@ class CollectionSchema:
         (10240, False)
         >>> CollectionSchema.from_dict(s.to_dict()) == s
         True
+        >>> s.codecs["full"] in ("turbo8", "turbo4", "float16")
+        True
     """
 
     embedder_id: str
@@ -103,6 +116,7 @@ class CollectionSchema:
     pooling: Mapping[str, Any] = field(default_factory=dict)
     text: bool = False
     muvera_dim: int | None = None
+    codecs: Mapping[str, str] = field(default_factory=dict)
     version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -125,6 +139,16 @@ class CollectionSchema:
             m = dict(self.pooling.get("muvera") or {})
             k_sim, dim_proj, r_reps = m.get("k_sim", 5), m.get("dim_proj", 16), m.get("r_reps", 20)
             object.__setattr__(self, "muvera_dim", int(r_reps * 2**k_sim * dim_proj))
+        if self.full_pool_factor < 1:
+            raise ConfigError(f"full_pool_factor must be >= 1, got {self.full_pool_factor}")
+        # Every dense vector's codec (configured ones validated, the rest the defaults).
+        names = ["dense"] if self.kind == "single" else [*self.views, "full"]
+        object.__setattr__(self, "codecs", codecs_for(names, merged_codecs(self.codecs)))
+
+    @property
+    def full_pool_factor(self) -> int:
+        """How many document tokens are merged into each stored ``full`` vector (1: none)."""
+        return int(self.pooling.get("full_pool_factor", 1) or 1)
 
     @classmethod
     def for_embedder(
@@ -135,52 +159,74 @@ class CollectionSchema:
         pooling: PoolingConfig | None = None,
         *,
         text: bool = False,
+        codecs: Mapping[str, str] | None = None,
     ) -> CollectionSchema:
-        """The schema for an embedder (its ``id``, ``kind``, ``dim``) and pooling settings."""
+        """The schema for an embedder (its ``id``, ``kind``, ``dim``), pooling settings and
+        codecs (vector name → codec, merged over :data:`~mmrag.store.codecs.DEFAULT_CODECS`:
+        ``StoreConfig.codecs``)."""
         if kind == "single" or pooling is None:
-            return cls(embedder_id=embedder_id, kind=kind, dim=dim, text=text)
+            return cls(
+                embedder_id=embedder_id, kind=kind, dim=dim, text=text, codecs=dict(codecs or {})
+            )
         settings = pooling.model_dump(mode="json")
+        relevant = _relevant_pooling(tuple(pooling.views), settings)
+        if int(settings.get("full_pool_factor", 1) or 1) > 1:
+            relevant["full_pool_factor"] = int(settings["full_pool_factor"])
         return cls(
             embedder_id=embedder_id,
             kind=kind,
             dim=dim,
             views=tuple(pooling.views),
-            pooling=_relevant_pooling(tuple(pooling.views), settings),
+            pooling=relevant,
             text=text,
+            codecs=dict(codecs or {}),
         )
 
     @classmethod
     def for_embedder_object(
-        cls, embedder: Any, pooling: PoolingConfig | None = None, *, text: bool = False
+        cls,
+        embedder: Any,
+        pooling: PoolingConfig | None = None,
+        *,
+        text: bool = False,
+        codecs: Mapping[str, str] | None = None,
     ) -> CollectionSchema:
         """The schema for an :class:`~mmrag.embedders.base.Embedder` instance."""
-        return cls.for_embedder(embedder.id, embedder.kind, embedder.dim, pooling, text=text)
+        return cls.for_embedder(
+            embedder.id, embedder.kind, embedder.dim, pooling, text=text, codecs=codecs
+        )
+
+    def with_codecs(self, codecs: Mapping[str, str] | None) -> CollectionSchema:
+        """This schema with ``codecs`` (merged over the defaults) for its vectors."""
+        return dataclasses.replace(self, codecs=dict(codecs or {}))
 
     def vectors(self) -> dict[str, VectorSpec]:
         """Every named vector of the collection, with how it is stored and indexed."""
         specs: dict[str, VectorSpec] = {}
+        codecs = self.codecs
         if self.kind == "single":
-            specs["dense"] = VectorSpec("dense", self.dim)
+            specs["dense"] = VectorSpec("dense", self.dim, codec=codecs["dense"])
         else:
             for view in self.views:
                 if view == "muvera":
                     assert self.muvera_dim is not None
-                    specs[view] = VectorSpec(view, self.muvera_dim, distance="dot")
+                    specs[view] = VectorSpec(
+                        view, self.muvera_dim, distance="dot", codec=codecs[view]
+                    )
                 elif view == "global":
-                    specs[view] = VectorSpec(view, self.dim, multivector=True)
+                    specs[view] = VectorSpec(view, self.dim, multivector=True, codec=codecs[view])
                 else:
-                    # A graph over pages compared by MaxSim of their pooled vectors navigates
-                    # poorly with the default m=16 / ef_construct=100 (measured: recall@64 0.93
-                    # vs exact at 5,000 pages); a denser graph fixes it for a longer build.
+                    # Graph size: see MULTI_HNSW_M (build time vs recall of plans starting here).
                     specs[view] = VectorSpec(
                         view,
                         self.dim,
                         multivector=True,
                         hnsw_m=MULTI_HNSW_M,
                         ef_construct=MULTI_EF_CONSTRUCT,
+                        codec=codecs[view],
                     )
             specs["full"] = VectorSpec(
-                "full", self.dim, multivector=True, hnsw=False, datatype="float16", on_disk=True
+                "full", self.dim, multivector=True, hnsw=False, codec=codecs["full"], on_disk=True
             )
         if self.text:
             specs["text"] = VectorSpec("text", 0, sparse=True, hnsw=False)
@@ -196,6 +242,7 @@ class CollectionSchema:
         data = dataclasses.asdict(self)
         data["views"] = list(self.views)
         data["pooling"] = dict(self.pooling)
+        data["codecs"] = dict(self.codecs)
         return data
 
     @classmethod
@@ -204,16 +251,20 @@ class CollectionSchema:
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in names}
         kwargs["views"] = tuple(kwargs.get("views", ()))
+        if "codecs" not in kwargs:  # written before codecs were recorded: what was used then
+            names = ["dense"] if kwargs.get("kind") == "single" else [*kwargs["views"], "full"]
+            kwargs["codecs"] = {n: LEGACY_CODECS.get(n, "float32") for n in names}
         return cls(**kwargs)
 
     def differences(self, other: CollectionSchema) -> list[str]:
         """Human-readable differences ``field: self vs other`` (empty when compatible)."""
         out = []
-        for name in ("version", "embedder_id", "kind", "dim", "views", "pooling", "text"):
+        fields = ("version", "embedder_id", "kind", "dim", "views", "pooling", "text", "codecs")
+        for name in fields:
             mine, theirs = getattr(self, name), getattr(other, name)
             if name == "views":
                 mine, theirs = list(mine), list(theirs)
-            if name == "pooling":
+            if name in ("pooling", "codecs"):
                 mine, theirs = dict(mine), dict(theirs)
             if mine != theirs:
                 out.append(f"{name}: {mine!r} vs {theirs!r}")
@@ -224,10 +275,12 @@ class CollectionSchema:
         diffs = self.differences(requested)
         if diffs:
             raise CollectionMismatchError(
-                f"{where} was built with another embedder or pooling (stored vs requested): "
+                f"{where} was built with another embedder or pooling (or other codecs; "
+                "stored vs requested): "
                 + "; ".join(diffs)
-                + ". Use a new collection name (store.collection), the embedder and pooling it "
-                "was built with, or rebuild it: `mmrag index PATHS --recreate` (in Python: "
+                + ". Use a new collection name (store.collection), the embedder, pooling "
+                "(pooling.full_pool_factor included) and codecs (store.codecs) it was built "
+                "with, or rebuild it: `mmrag index PATHS --recreate` (in Python: "
                 "Pipeline.recreate(), or open_store(..., recreate=True))."
             )
 

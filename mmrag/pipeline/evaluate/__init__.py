@@ -3,7 +3,10 @@ Hugging Face datasets).
 
 Modules: ``datasets`` (the BEIR folder layout), ``hub`` (Hugging Face datasets in ViDoRe's
 layouts, on the Hub or copied locally; :func:`open_dataset` reads any of them), ``metrics``,
-``report``, ``harness`` (indexing through the indexing job, then the plans).
+``report``, ``harness`` (indexing through the indexing job, then the plans), and the codec table
+(``codec_table``, ``codec_corpus``, ``codec_report``): :func:`codec_table` measures every storage
+codec, ``full`` pooling and document-token choice on the same embeddings, against exact float32
+MaxSim, on a labelled dataset or a folder of unlabelled pages.
 
 A BEIR folder holds ``corpus.jsonl`` (one page per line: ``_id`` and an ``image`` path, or a
 ``pdf`` path and a 1-based ``page``; optional ``text``), ``queries.jsonl`` (``_id``, ``text``)
@@ -26,6 +29,8 @@ Example:
     (0.5, 0.5)
 """
 
+from mmrag.pipeline.evaluate.codec_report import CodecReport, CodecRow, CodecSetting
+from mmrag.pipeline.evaluate.codec_table import codec_table, codec_table_for
 from mmrag.pipeline.evaluate.datasets import BEIR_ID_KEY, BeirDataset, CorpusEntry, load_beir
 from mmrag.pipeline.evaluate.harness import evaluate, index_corpus, run_plan
 from mmrag.pipeline.evaluate.hub import load_folder, load_hub, open_dataset
@@ -42,9 +47,14 @@ from mmrag.pipeline.evaluate.report import EvalReport, PlanResult
 __all__ = [
     "BEIR_ID_KEY",
     "BeirDataset",
+    "CodecReport",
+    "CodecRow",
+    "CodecSetting",
     "CorpusEntry",
     "EvalReport",
     "PlanResult",
+    "codec_table",
+    "codec_table_for",
     "evaluate",
     "evaluate_run",
     "index_corpus",

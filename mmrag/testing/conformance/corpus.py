@@ -105,8 +105,13 @@ def make_corpus(n: int = 40, seed: int = 0, embedder_id: str = EMBEDDER_ID) -> l
 
 
 def schema_for(embedder_id: str = EMBEDDER_ID, text: bool = True) -> CollectionSchema:
-    """The collection schema of the corpus (with the BM25 text channel unless ``text=False``)."""
-    return CollectionSchema.for_embedder(embedder_id, "multi", DIM, POOLING, text=text)
+    """The collection schema of the corpus (with the BM25 text channel unless ``text=False``).
+
+    ``full`` is float16: the reference scores (``exact_scores``) are float16's; each codec's
+    quality is measured in ``tests/integration/store/test_codecs.py``."""
+    return CollectionSchema.for_embedder(
+        embedder_id, "multi", DIM, POOLING, text=text, codecs={"full": "float16"}
+    )
 
 
 def query_of(corpus: Sequence[Doc], index: int, tokens: int = 5, seed: int = 1) -> np.ndarray:

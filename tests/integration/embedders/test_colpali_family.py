@@ -1,6 +1,7 @@
 """ColPali-family embedders on the seeded tiny checkpoints, loaded by path via from_pretrained.
 
-Covers: shapes and unit norms, token hygiene (mask and grid), the rendered prompts against the
+Covers: shapes and unit norms, document tokens (every token by default, the visual ones on their
+grid; ``document_tokens="visual"``: the patches only), the rendered prompts against the
 published strings, MaxSim parity with the processors' own ``score_retrieval``, batched ==
 single, Items from the ingest stage, pooling of the result, and canonical reference values.
 """
@@ -32,7 +33,9 @@ QUERY = "what is the revenue?"
 #: Canonical values on the seeded tiny checkpoints (``mmrag.testing``, seed 0) for
 #: ``sample_image()`` (100 x 80) and ``QUERY``: the grid, the number of real tokens of the page
 #: and of the query, the first 4 values of the first visual vector and of the first query vector,
-#: and the MaxSim score. They guard the recipe (prompt, mask, grid, dtype) against silent drift.
+#: and the MaxSim score over the visual tokens (``score``) and over every stored token
+#: (``score_all``, the recipe). They guard the recipe (prompt, mask, grid, dtype) against silent
+#: drift.
 #: Regenerate only after a deliberate change, by printing the same quantities as
 #: ``test_canonical_values`` (e.g. ``e.embed_images([sample_image()])[0].visual()[0, :4]``) and
 #: pasting them here.
@@ -43,6 +46,7 @@ CANONICAL = {
         "visual0": [-0.154757, 0.018988, -0.145699, -0.010652],
         "query0": [0.170597, -0.144604, 0.128791, -0.018857],
         "score": 12.72424,
+        "score_all": 29.18397,
     },
     "colqwen2": {
         "grid": (4, 3),
@@ -50,6 +54,7 @@ CANONICAL = {
         "visual0": [-0.013389, 0.09179, 0.05651, -0.113196],
         "query0": [-0.06181, 0.10612, 0.00912, 0.051303],
         "score": 14.98653,
+        "score_all": 30.71651,
     },
     "colmodernvbert": {
         "grid": (4, 4),
@@ -57,6 +62,7 @@ CANONICAL = {
         "visual0": [-0.027124, -0.045437, -0.094407, -0.072455],
         "query0": [-0.035373, -0.05994, 0.055893, -0.235548],
         "score": 10.32581,
+        "score_all": 29.79392,
     },
 }
 
@@ -110,23 +116,63 @@ def test_the_colpali_engine_colmodernvbert_release_points_to_the_native_weights(
 # -- shapes, norms, token hygiene ------------------------------------------------------------------
 
 
+def model_tokens(embedder: ColVisionEmbedder, page) -> tuple[np.ndarray, np.ndarray]:
+    """The reference: the model's own output for one page (no padding), and the token ids."""
+    inputs = embedder.document_inputs([page])
+    with torch.inference_mode():
+        vectors = embedder._model(**inputs).embeddings[0].float().numpy()  # (t, d)
+    return vectors, inputs["input_ids"][0].numpy()
+
+
+def same_rows(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``a`` and ``b`` hold the same vectors, in any order."""
+    if a.shape != b.shape:
+        return False
+    distance = np.linalg.norm(a[:, None, :] - b[None, :, :], axis=-1)  # (n, n)
+    match = distance.argmin(axis=1)
+    return bool(np.all(distance.min(axis=1) < 1e-4) and len(set(match.tolist())) == len(a))
+
+
 @pytest.mark.parametrize("family", FAMILIES)
-def test_documents_keep_visual_tokens_on_their_grid_with_unit_norms(embedders, family):
+def test_documents_keep_every_token_with_the_visual_ones_on_their_grid(embedders, family):
+    """document_tokens="all" (the recipe): every real token, visual ones first, unit norms."""
     embedder = embedders[family]
+    assert embedder.document_tokens == "all"
     pages = images()
-    docs = embedder.embed_images(pages)
-    inputs = embedder.document_inputs(pages)
-    for i, doc in enumerate(docs):
-        real = inputs["attention_mask"][i].bool()
-        ids = inputs["input_ids"][i][real].numpy()
+    for page, doc in zip(pages, embedder.embed_images(pages), strict=True):
+        tokens, ids = model_tokens(embedder, page)
         assert doc.kind == "multi" and doc.dim == 128 and doc.multi.dtype == np.float32
-        assert doc.multi.shape[0] == int(real.sum())  # every real token, no padding
+        assert same_rows(doc.multi, tokens)  # every real token of the prompt, once
         np.testing.assert_allclose(np.linalg.norm(doc.multi, axis=1), 1.0, atol=1e-5)
         assert doc.mask.dtype == bool and doc.grid is not None
         rows, cols = doc.grid
-        assert rows * cols == doc.mask.sum() == doc.visual().shape[0]
-        # Token hygiene: only image-token positions are kept.
-        assert np.all(ids[doc.mask] == embedder._image_token_id)
+        visual = int(doc.mask.sum())
+        assert rows * cols == visual == doc.visual().shape[0]
+        assert doc.mask[:visual].all()  # the patches first: region citations read them there
+        image = ids == embedder._image_token_id
+        prompt = doc.multi[visual:]  # the prompt's tokens (and ColModernVBert's thumbnail)
+        distance = np.linalg.norm(tokens[~image][:, None] - prompt[None], axis=-1)
+        assert np.all(distance.min(axis=1) < 1e-4)
+        assert doc.multi.shape[0] > visual  # the prompt's own tokens are kept
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_visual_document_tokens_keep_the_patches_only(embedders, paths, family):
+    every = embedders[family]
+    visual = CLASSES[family](str(paths[family]), device="cpu", document_tokens="visual").load()
+    assert visual.id != every.id
+    pages = images()
+    for page, patches, doc in zip(
+        pages, visual.embed_images(pages), every.embed_images(pages), strict=True
+    ):
+        tokens, ids = model_tokens(visual, page)
+        assert patches.grid == doc.grid and patches.mask.all()
+        np.testing.assert_allclose(patches.multi, doc.visual(), atol=1e-5)  # same grid order
+        np.testing.assert_array_equal(patches.visual(), patches.multi)
+        image = tokens[ids == visual._image_token_id]
+        # Only image-token vectors (ColModernVBert leaves its thumbnail's out of the grid).
+        distance = np.linalg.norm(patches.multi[:, None] - image[None], axis=-1)
+        assert np.all(distance.min(axis=1) < 1e-4)
 
 
 def test_colpali_grid_is_the_vision_tower_patch_grid(embedders):
@@ -302,17 +348,20 @@ def test_colmodernvbert_prompts_are_the_published_strings(embedders):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_maxsim_equals_the_processor_score_retrieval(embedders, paths, family):
+    """The stored document tokens score as the reference: the processor's ``score_retrieval``
+    over the model's own output for every real token of each page (colpali-engine's recipe)."""
     from transformers import AutoProcessor
 
     reference = AutoProcessor.from_pretrained(paths[family])
     embedder = embedders[family]
     queries = [q.multi for q in embedder.embed_queries(["revenue", "a longer question on costs"])]
-    pages = [d.visual() for d in embedder.embed_images(images())]
+    pages = [d.multi for d in embedder.embed_images(images())]
+    theirs_pages = [torch.from_numpy(model_tokens(embedder, page)[0]) for page in images()]
     ours = maxsim(queries, pages)  # (2, 3)
     # batch_size=1: the reference pads a batch with zero vectors, which would win the max
     # whenever every real similarity of a query token is negative; pair by pair it never pads.
     theirs = reference.score_retrieval(
-        [torch.from_numpy(q) for q in queries], [torch.from_numpy(p) for p in pages], batch_size=1
+        [torch.from_numpy(q) for q in queries], theirs_pages, batch_size=1
     )
     np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-5, atol=1e-5)
 
@@ -376,3 +425,5 @@ def test_canonical_values(embedders, family):
     np.testing.assert_allclose(doc.visual()[0, :4], expected["visual0"], atol=1e-4)
     np.testing.assert_allclose(query.multi[0, :4], expected["query0"], atol=1e-4)
     assert maxsim([query.multi], [doc.visual()])[0, 0] == pytest.approx(expected["score"], abs=1e-4)
+    all_tokens = maxsim([query.multi], [doc.multi])[0, 0]  # what is stored and scored
+    assert all_tokens == pytest.approx(expected["score_all"], abs=1e-4)

@@ -50,7 +50,7 @@ def _planted_hit(pipe: Pipeline) -> tuple[Hit, tuple[int, int, int, int], tuple[
     (record,) = pipe.store.retrieve([next(pipe.store.iter_records()).id], with_vectors=True)
     rows, cols = record.payload["details"]["grid"]
     full = np.asarray(record.vectors["full"], dtype=np.float32)
-    assert full.shape[0] == rows * cols
+    assert full.shape[0] >= rows * cols  # the patches first, then the prompt's tokens ("all")
     block = (1, cols // 2, min(rows, 3), cols)  # two rows on the right half
     cells = [r * cols + c for r in range(block[0], block[2]) for c in range(block[1], block[3])]
     query = Embedding(multi=full[cells])

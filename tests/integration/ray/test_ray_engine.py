@@ -65,7 +65,7 @@ def test_ray_job_stores_the_same_points_as_the_local_engine(ray_cluster, make_co
         for point_id, record in points.items():
             twin = local_points[point_id]
             assert _payload(record) == _payload(twin)
-            assert set(record.vectors) == {"full", "global", "rows"}
+            assert set(record.vectors) == {"full", "global", "rows", "distinct"}
             for name, vector in record.vectors.items():  # same pixels, same model, same views
                 np.testing.assert_allclose(vector, twin.vectors[name], atol=2e-3)
             assert pipe.assets.exists(point_id)
@@ -144,8 +144,10 @@ def test_server_stages_write_through_their_own_clients(make_config, sample_dir, 
         assert all(r.payload[PENDING_FIELD] for r in stored.values())  # until published
         for point_id, record in stored.items():
             assert _payload(record) == _payload(expected[point_id])
+            # the embedded store keeps `full` as 8-bit TurboQuant codes (the default codec);
+            # qdrant-client's local mode keeps the floats: they agree to the codec's step
             np.testing.assert_allclose(
-                record.vectors["full"], expected[point_id].vectors["full"], atol=2e-3
+                record.vectors["full"], expected[point_id].vectors["full"], atol=5e-3
             )
         assert store.publish(str(pdf)) == len(expected)
     assets = AssetStore(tmp_path / "assets")

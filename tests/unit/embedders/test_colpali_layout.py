@@ -77,14 +77,21 @@ def test_id_is_stable_and_changes_with_model_revision_and_vector_settings(hub_ca
     # Settings that do not change vectors do not change the id.
     assert ColQwen2Embedder("vidore/colqwen2-v1.0-hf", batch_size=1, device="cpu").id == base.id
     mvb = ColModernVBertEmbedder("m")
-    assert mvb.id == f"colmodernvbert:m@{hub_cache('m')}"
+    visual = ColModernVBertEmbedder("m", document_tokens="visual")
+    # Visual tokens only: the id of indexes built before document_tokens existed (they stored
+    # visual tokens only); every prompt token (the default) is another id.
+    assert visual.id == f"colmodernvbert:m@{hub_cache('m')}"
+    assert mvb.id.startswith(visual.id + "#") and mvb.id != visual.id
     assert ColModernVBertEmbedder("m", keep_global_image=True).id != mvb.id
     assert ColPaliEmbedder("m").id != mvb.id  # the family is part of the id
 
 
 def test_colqwen2_defaults_to_the_published_image_budget():
     embedder = ColQwen2Embedder("vidore/colqwen2-v1.0-hf")
-    assert embedder.id_settings() == {"max_pixels": 768 * 28 * 28, "min_pixels": 4 * 28 * 28}
+    budget = {"max_pixels": 768 * 28 * 28, "min_pixels": 4 * 28 * 28}
+    assert embedder.id_settings() == {"document_tokens": "all", **budget}
+    visual = ColQwen2Embedder("vidore/colqwen2-v1.0-hf", document_tokens="visual")
+    assert visual.id_settings() == budget  # the id of indexes built before the setting existed
 
 
 @pytest.mark.parametrize(
@@ -98,6 +105,21 @@ def test_colqwen2_defaults_to_the_published_image_budget():
 def test_colqwen2_rejects_an_impossible_image_budget(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         ColQwen2Embedder("m", **kwargs)
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_document_tokens_default_to_the_recipe_and_enter_the_id(cls):
+    default, visual = (
+        cls("org/m", revision="0" * 40),
+        cls("org/m", revision="0" * 40, document_tokens="visual"),
+    )
+    assert default.document_tokens == "all" and visual.document_tokens == "visual"
+    assert default.id != visual.id  # an index built one way is never read the other way
+    for embedder in (default, visual):
+        again = cls.from_dict(embedder.to_dict())
+        assert (again.document_tokens, again.id) == (embedder.document_tokens, embedder.id)
+    with pytest.raises(ConfigError, match="document_tokens must be one of 'all', 'visual'"):
+        cls("org/m", document_tokens="prompt")
 
 
 @pytest.mark.parametrize("cls", CLASSES)

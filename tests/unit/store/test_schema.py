@@ -8,6 +8,7 @@ import pytest
 from mmrag.config import PoolingConfig
 from mmrag.errors import ConfigError
 from mmrag.pipeline.retrieval import hybrid_plan, stage_keys
+from mmrag.store.codecs import DEFAULT_CODECS, codec_spec
 from mmrag.store.contract import PENDING_FIELD, CollectionMismatchError
 from mmrag.store.plan import parse_plan, plan_tree
 from mmrag.store.records import Point, SearchFilter, SparseVector
@@ -33,12 +34,9 @@ def test_multi_vector_schema_names_every_vector_and_how_it_is_indexed():
     assert not specs["muvera"].multivector and specs["muvera"].distance == "dot"
     assert specs["muvera"].dim == 20 * 2**5 * 16
     full = specs["full"]
-    assert (full.multivector, full.hnsw, full.datatype, full.on_disk) == (
-        True,
-        False,
-        "float16",
-        True,
-    )
+    assert (full.multivector, full.hnsw, full.on_disk) == (True, False, True)
+    assert full.codec == DEFAULT_CODECS["full"] == schema.codecs["full"]
+    assert full.datatype == codec_spec(full.codec).storage
     assert specs["text"].sparse
 
 
@@ -103,7 +101,7 @@ def test_point_from_item_uses_the_deterministic_id_and_payload():
     assert point.id == item.point_id("e@1")
     # the payload is the item's, plus the patch grid of `full` (for region citations)
     assert point.payload == {**item.with_embedder("e@1").to_payload(), "details": {"grid": [1, 5]}}
-    assert point.vectors["full"].shape == (5, 4)  # only visual tokens
+    assert point.vectors["full"].shape == (6, 4)  # every token kept (mask: the visual ones)
     assert set(point.vectors) == {"full", "global", "text"}
     assert isinstance(point.vectors["text"], SparseVector)
     pending = Point.from_item(item, emb, "e@1", pending=True)

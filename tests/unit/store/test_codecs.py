@@ -1,0 +1,99 @@
+"""Codecs in the schema and the config, and the token merging of a pooled ``full``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmrag.config import PoolingConfig, StoreConfig
+from mmrag.errors import ConfigError
+from mmrag.store.codecs import CODECS, DEFAULT_CODECS, codec_spec, merged_codecs
+from mmrag.store.contract import CollectionMismatchError
+from mmrag.store.schema import CollectionSchema
+from mmrag.store.tokens import merge_pool
+
+
+def _schema(**codecs: str) -> CollectionSchema:
+    return CollectionSchema.for_embedder(
+        "colqwen2@v1", "multi", 128, PoolingConfig(views=["global", "rows"]), codecs=codecs
+    )
+
+
+def test_the_schema_records_a_codec_for_every_dense_vector():
+    schema = _schema(full="binary2")
+    assert schema.codecs == {
+        "global": DEFAULT_CODECS["global"],
+        "rows": DEFAULT_CODECS["rows"],
+        "full": "binary2",
+    }
+    specs = schema.vectors()
+    assert {name: spec.codec for name, spec in specs.items()} == schema.codecs
+    assert CollectionSchema.from_dict(schema.to_dict()) == schema
+    single = CollectionSchema.for_embedder("clip@1", "single", 512, None)
+    assert single.codecs == {"dense": DEFAULT_CODECS["dense"]}
+
+
+def test_codecs_that_the_schema_has_no_vector_for_are_not_recorded():
+    assert "tiles" not in _schema(tiles="turbo4").codecs
+
+
+def test_an_unknown_codec_names_the_allowed_ones():
+    with pytest.raises(ConfigError) as caught:
+        _schema(full="int4")
+    assert all(name in str(caught.value) for name in CODECS)
+    with pytest.raises(ConfigError, match="sparse"):
+        merged_codecs({"text": "float16"})
+
+
+def test_the_store_config_merges_its_codecs_over_the_defaults():
+    config = StoreConfig(codecs={"rows": "uint8"})
+    assert config.codecs == {**DEFAULT_CODECS, "rows": "uint8"}
+    assert StoreConfig().codecs == dict(DEFAULT_CODECS)
+
+
+def test_a_collection_written_before_codecs_were_recorded_reads_as_what_it_used():
+    data = _schema().to_dict()
+    del data["codecs"]
+    legacy = CollectionSchema.from_dict(data)
+    assert legacy.codecs == {"global": "float32", "rows": "float32", "full": "float16"}
+
+
+def test_other_codecs_or_full_pool_factor_are_differences():
+    stored = _schema(full="float16")
+    diffs = stored.differences(_schema(full="turbo4"))
+    assert len(diffs) == 1 and "float16" in diffs[0] and "turbo4" in diffs[0]
+    pooled = CollectionSchema.for_embedder(
+        "colqwen2@v1", "multi", 128, PoolingConfig(views=["global", "rows"], full_pool_factor=3)
+    )
+    assert pooled.full_pool_factor == 3
+    with pytest.raises(CollectionMismatchError, match="full_pool_factor"):
+        _schema().check_compatible(pooled, "/idx/c")
+    # Factor 1 (every token) is not recorded: collections from before it existed still match.
+    assert "full_pool_factor" not in _schema().pooling
+
+
+def test_codec_specs_say_what_they_store_and_search():
+    assert codec_spec("turbo4").bytes_per_value == 0.5 and not codec_spec("turbo4").rescored
+    assert codec_spec("binary").storage == "float16" and codec_spec("binary").rescored
+
+
+def test_merge_pool_keeps_a_weighted_mean_of_the_tokens():
+    rng = np.random.default_rng(0)
+    tokens = rng.standard_normal((100, 16)).astype(np.float32)
+    for factor, expected in ((1, 100), (2, 50), (3, 34), (200, 1)):
+        merged = merge_pool(tokens, factor)
+        assert merged.shape == (expected, 16)
+    # Every merge is a size-weighted mean, so one vector in the end is the mean of all tokens.
+    np.testing.assert_allclose(merge_pool(tokens, 100)[0], tokens.mean(axis=0), atol=1e-5)
+    # Near-duplicates merge first: two tight clusters become their two means.
+    a, b = rng.standard_normal(16), rng.standard_normal(16)
+    pair = np.stack(
+        [a + 0.01 * rng.standard_normal(16) for _ in range(4)]
+        + [b + 0.01 * rng.standard_normal(16) for _ in range(4)]
+    ).astype(np.float32)
+    merged = merge_pool(pair, 4)
+    assert merged.shape == (2, 16)
+    centres = sorted(merged.tolist(), key=lambda v: float(np.dot(v, a)), reverse=True)
+    np.testing.assert_allclose(centres[0], pair[:4].mean(axis=0), atol=1e-4)
+    with pytest.raises(ValueError, match="pool_factor"):
+        merge_pool(tokens, 0)
