@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mmrag.pipeline.evaluate.report import format_table
+
 __all__ = ["CodecReport", "CodecRow", "CodecSetting", "codec_metric_names"]
 
 
@@ -156,13 +158,7 @@ class CodecReport:
             row += [f"{r.disk_bytes_per_page / 1e3:.1f}", f"{r.ram_bytes_per_page / 1e3:.1f}"]
             row += [f"{r.p50_ms:.2f}", f"{r.qps:.1f}"]
             rows.append(row)
-        widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)]
-        lines = []
-        for row in [headers, *rows]:
-            cells = [row[0].ljust(widths[0])]
-            cells += [str(c).rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
-            lines.append("  ".join(cells).rstrip())
-        return "\n".join(lines)
+        return format_table(headers, rows)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe view."""

@@ -20,7 +20,18 @@ from typing import Any
 from mmrag.pipeline.evaluate.metrics import metric_names
 from mmrag.types import IndexReport
 
-__all__ = ["EvalReport", "PlanResult"]
+__all__ = ["EvalReport", "PlanResult", "format_table"]
+
+
+def format_table(headers: list[str], rows: list[list[str]]) -> str:
+    """A plain-text table: the first column left-aligned, the others right-aligned."""
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)]
+    lines = []
+    for row in [headers, *rows]:
+        cells = [str(row[0]).ljust(widths[0])]
+        cells += [str(c).rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -90,13 +101,7 @@ class EvalReport:
             row += [f"{r.metrics.get(name, 0.0):.3f}" for name in self.columns()]
             row += [f"{r.p50_ms:.2f}", f"{r.p95_ms:.2f}", f"{r.qps:.1f}"]
             rows.append(row)
-        widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)]
-        lines = []
-        for row in [headers, *rows]:
-            cells = [row[0].ljust(widths[0])]
-            cells += [str(c).rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
-            lines.append("  ".join(cells).rstrip())
-        return "\n".join(lines)
+        return format_table(headers, rows)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe view."""
