@@ -52,6 +52,10 @@ class Retrieved:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+#: The pipeline component that runs each rerank stage of a plan.
+_ROLE_OF = {"rerank": "reranker", "text_rerank": "text_reranker"}
+
+
 def rerank_roles(pipeline: Pipeline, plan: str | Plan | None = None) -> list[str]:
     """The pipeline's reranking components (``reranker``, ``text_reranker``) a search with
     ``plan`` (default: the config's) runs: its rerank stages' (``text_rerank@K`` ,
@@ -69,11 +73,7 @@ def rerank_roles(pipeline: Pipeline, plan: str | Plan | None = None) -> list[str
             f"plan {resolved} has a 'rerank' stage but no reranker is configured; add a "
             "[reranker] section (e.g. type = \"monoqwen\") or use 'text_rerank@K'"
         )
-    return [
-        role
-        for role, stage in (("reranker", "rerank"), ("text_reranker", "text_rerank"))
-        if stage in used
-    ]
+    return [role for stage, role in _ROLE_OF.items() if stage in used]
 
 
 def retrieve(
@@ -105,10 +105,7 @@ def retrieve(
     resolved = pipeline.plan(plan)
     roles = rerank_roles(pipeline, resolved) if rerank else []
     # (role, how many it keeps): the plan's rerank stages, else the [reranker] keeping k.
-    stages = [
-        ("reranker" if stage.using == "rerank" else "text_reranker", stage.limit)
-        for stage in resolved.rerank
-    ] or [(role, k) for role in roles]
+    stages = [(_ROLE_OF[s.using], s.limit) for s in resolved.rerank] or [(r, k) for r in roles]
     stages = stages if rerank else []
     coerced = Query.coerce(query)
     store = pipeline.store  # opened first: a locked or damaged store fails before a model loads

@@ -122,10 +122,9 @@ def attach_word_regions(query: str | None, hits: Sequence[Hit]) -> list[Hit]:
     if not query or not query.strip():
         return list(hits)
     found = [word_boxes(query, page_words(hit.item), max_regions=50) for hit in hits]
-    terms = _terms(query)
 
     def place(hit: Hit, box: Region) -> tuple[Any, ...]:
-        return (hit.item.source, round(box.y0), round(box.x0), box.score, len(terms))
+        return (hit.item.source, round(box.y0), round(box.x0), box.score)
 
     seen: dict[tuple[Any, ...], set[str]] = {}
     for hit, boxes in zip(hits, found, strict=True):
