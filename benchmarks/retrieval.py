@@ -18,13 +18,16 @@ Then, one query at a time through the public Retriever, for each plan: QPS, p50 
 recall@10 and top-1 agreement against exact MaxSim over ``full`` (``full@10``, cross-checked
 against ``mmrag.scoring.maxsim`` on a few queries), and QPS / QPS(exact). The plans:
 
-- ``default``: the default ``[retrieval] plan`` (``global@200 -> rows@50 -> full@10``);
+- ``default``: the default ``[retrieval] plan`` (``distinct@32 -> full@10``);
+- ``round1``: round 1's default, ``global@200 -> rows@50 -> full@10``;
 - ``rows``: ``rows@48 -> full@10``;
-- ``distinct32`` / ``distinct64``: ``distinct@32 -> full@10`` / ``distinct@64 -> full@10``;
+- ``distinct64``: ``distinct@64 -> full@10``;
 - ``fused``: ``(rows@48 + distinct@32) -> full@10`` (both first stages, RRF-fused: ``rows``
   holds where content fills the page, ``distinct`` where it is a small region).
 
-The plans take turns query by query (exact MaxSim too, on the first ``--exact-queries``), so a
+Every HNSW stage searches with ``--hnsw-ef`` (48; the configuration's default is the graph's
+ef_construct, slower and at least as exact). The plans take turns query by query (exact MaxSim
+too, on the first ``--exact-queries``), so a
 busy machine slows them alike. The last line printed is one JSON object with every number;
 its ``goal`` names the fastest plan that keeps the exact top-1 for >= 0.95 of the queries at
 >= 10x the QPS of exact MaxSim on ``pagelike_weak`` (issue 14), and whether one does.
@@ -327,8 +330,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown corpora {unknown}; choose from {list(CORPORA)}")
     plans = {
         "default": str(parse_plan(RetrievalConfig().plan)),
+        "round1": "global@200 -> rows@50 -> full@10",
         "rows": "rows@48 -> full@10",
-        "distinct32": "distinct@32 -> full@10",
         "distinct64": "distinct@64 -> full@10",
         "fused": "(rows@48 + distinct@32) -> full@10",
     }

@@ -205,7 +205,7 @@ class MuveraConfig(_Section):
 class PoolingConfig(_Section):
     """Which training-free pooled views of multi-vector pages are stored (each a named vector)."""
 
-    views: list[PoolingView] = Field(default_factory=lambda: ["global", "rows", "distinct"])
+    views: list[PoolingView] = Field(default_factory=lambda: ["global", "distinct"])
     tile_size: int = Field(4, ge=1, description="Tile side, in patches, for the `tiles` view.")
     window: int = Field(3, ge=1, description="Rows averaged by the `smooth_rows` view.")
     pool_factor: int = Field(3, ge=1, description="Token reduction of the `hier` view.")
@@ -265,7 +265,7 @@ class StoreConfig(_Section):
 class RetrievalConfig(_Section):
     """The retrieval plan in arrow syntax (see :mod:`mmrag.store.plan`) and the answer size."""
 
-    plan: str = "(rows@48 + distinct@32) -> full@10"
+    plan: str = "distinct@32 -> full@10"
     top_k: int = Field(5, ge=1)
     hybrid: bool = Field(False, description="Fuse the text channel with RRF.")
     hnsw_ef: int | None = Field(

@@ -75,7 +75,7 @@ video_fps = 1.0              # frames sampled per second of video
 
 [pooling]
 # Multi-vector (ColPali-style) pages also store small pooled views, searched first.
-views = ["global", "rows", "distinct"]   # also: cols, tiles, smooth_rows, hier, muvera
+views = ["global", "distinct"]   # also: rows, cols, tiles, smooth_rows, hier, muvera
 
 [store]
 path = {index}        # the index: an embedded Qdrant folder
@@ -85,7 +85,7 @@ collection = "mmrag"
 
 [retrieval]
 # Stages, cheapest first: candidates from the pooled views, exact MaxSim over the last ones.
-plan = "(rows@48 + distinct@32) -> full@10"
+plan = "distinct@32 -> full@10"
 top_k = 5                    # hits returned (pages shown to the generator by `mmrag ask`)
 # hybrid = true              # also search the pages' text layer, fused by rank (RRF)
 

@@ -11,7 +11,7 @@ import abc
 import contextlib
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -223,6 +223,34 @@ class BaseStore(abc.ABC):
         self._check_open()
         with self._write_lock:
             self._optimize()
+
+    @contextlib.contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Write many points with index building deferred until the block ends.
+
+        A Qdrant server otherwise builds HNSW graphs for segments while they are still being
+        filled and again as they merge; here its ``indexing_threshold`` is 0 for the block (new
+        points are searched by brute force meanwhile: results stay correct) and the threshold
+        it had is put back at the end, so the graphs are built once; call :meth:`optimize`
+        after it to wait for them. The embedded store always defers (its graphs are built by
+        :meth:`optimize`), so there it changes nothing. Indexing jobs use it.
+
+        Example:
+            >>> with store.bulk():                                # doctest: +SKIP
+            ...     store.upsert(points)
+            >>> store.optimize()                                  # doctest: +SKIP
+        """
+        self._check_open()
+        restore = self._defer_indexing()
+        try:
+            yield
+        finally:
+            if restore is not None and not self._closed:
+                restore()
+
+    def _defer_indexing(self) -> Callable[[], None] | None:
+        """Turn index building off; return what turns it back on (``None``: nothing to do)."""
+        return None
 
     def close(self) -> None:
         """Flush and release the store. Closing twice is harmless."""

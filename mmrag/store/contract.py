@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -61,11 +62,18 @@ RRF_K = 60
 #: HNSW graph of the pooled multivector views (``rows``, ``tiles`` …): Qdrant's defaults.
 #: m=32 / ef_construct=200 gained recall@64 on plans that *start* with such a view (0.93 ->
 #: 0.98 at 5,000 pages) but took twice the index build (measured at 2,000 pages: optimize 76 s
-#: vs 41 s); the default plan only rescores ``global``'s candidates with ``rows`` (no graph
-#: search), and a plan that starts with one can widen its search instead
+#: vs 41 s); a plan that starts with one of these views can widen its search instead
 #: (``retrieval.hnsw_ef``).
 MULTI_HNSW_M = 16
 MULTI_EF_CONSTRUCT = 100
+
+#: HNSW graph of the ``distinct`` view, where the default plan starts: denser, because a graph
+#: over MaxSim between pages navigates poorly. Measured on ``benchmarks/scale.py``'s 10,000
+#: page-like pages (200 queries; ``distinct@32 -> full@10``): exact search over ``distinct``
+#: keeps the exact top-1 for 1.00 of the queries, the m=16 / ef_construct=100 graph for 0.76
+#: (0.96 with ``hnsw_ef`` 1,024), this one for 0.985 (0.995 with ``hnsw_ef`` 256).
+DISTINCT_HNSW_M = 32
+DISTINCT_EF_CONSTRUCT = 200
 
 #: Payload flag (value ``1``) of points an indexing job has written for a document it has not
 #: finished yet. Queries never return such points; the job removes the flag
@@ -318,6 +326,10 @@ class VectorStore(Protocol):
 
     def optimize(self) -> None:
         """Build the indexes (HNSW) of what was written; call after a large upsert."""
+        ...
+
+    def bulk(self) -> AbstractContextManager[None]:
+        """A block of writes with index building deferred to its end (then :meth:`optimize`)."""
         ...
 
     def info(self) -> CollectionInfo:

@@ -41,6 +41,8 @@ import numpy as np
 from mmrag.errors import ConfigError
 from mmrag.store.codecs import LEGACY_CODECS, codec_spec, codecs_for, merged_codecs
 from mmrag.store.contract import (
+    DISTINCT_EF_CONSTRUCT,
+    DISTINCT_HNSW_M,
     MULTI_EF_CONSTRUCT,
     MULTI_HNSW_M,
     SCHEMA_VERSION,
@@ -217,12 +219,13 @@ class CollectionSchema:
                     specs[view] = VectorSpec(view, self.dim, multivector=True, codec=codecs[view])
                 else:
                     # Graph size: see MULTI_HNSW_M (build time vs recall of plans starting here).
+                    dense_graph = view == "distinct"
                     specs[view] = VectorSpec(
                         view,
                         self.dim,
                         multivector=True,
-                        hnsw_m=MULTI_HNSW_M,
-                        ef_construct=MULTI_EF_CONSTRUCT,
+                        hnsw_m=DISTINCT_HNSW_M if dense_graph else MULTI_HNSW_M,
+                        ef_construct=DISTINCT_EF_CONSTRUCT if dense_graph else MULTI_EF_CONSTRUCT,
                         codec=codecs[view],
                     )
             specs["full"] = VectorSpec(

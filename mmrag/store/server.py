@@ -63,6 +63,11 @@ logger = logging.getLogger(__name__)
 
 METADATA_KEY = "mmrag"
 
+#: Qdrant's default ``optimizers_config.indexing_threshold`` (KB of vectors in a segment before
+#: it gets an HNSW graph): what :meth:`ServerStore.bulk` restores when it finds 0 (a bulk block
+#: that crashed).
+DEFAULT_INDEXING_THRESHOLD_KB = 10_000
+
 T = TypeVar("T")
 
 
@@ -379,6 +384,34 @@ class ServerStore(BaseStore):
             [ScoredRecord(str(p.id), float(p.score), dict(p.payload or {})) for p in r.points]
             for r in responses
         ]
+
+    def _defer_indexing(self) -> Callable[[], None] | None:
+        """``indexing_threshold`` 0 until the returned call puts the previous value back."""
+        if self._local:  # local mode builds no index (and ignores the setting)
+            return None
+        m = self._m
+        try:
+            config = self._call("collection info", self._client.get_collection, self._name).config
+            before = config.optimizer_config.indexing_threshold
+            off = m.OptimizersConfigDiff(indexing_threshold=0)
+            self._call(
+                "defer indexing", self._client.update_collection, self._name, optimizers_config=off
+            )
+        except Exception as error:  # e.g. a key that may write points but not change settings
+            logger.warning(
+                "%s: indexing not deferred during the bulk write (%s)", self._where(), error
+            )
+            return None
+        # A block that crashed leaves 0 behind: then restore the engine's default.
+        restore_to = before if before else DEFAULT_INDEXING_THRESHOLD_KB
+
+        def restore() -> None:
+            on = m.OptimizersConfigDiff(indexing_threshold=restore_to)
+            self._call(
+                "resume indexing", self._client.update_collection, self._name, optimizers_config=on
+            )
+
+        return restore
 
     def _optimize(self) -> None:
         """A server optimizes in the background: wait (up to 10 minutes) until it is done."""

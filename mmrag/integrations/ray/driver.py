@@ -275,7 +275,8 @@ def _run(
             )
         tenant = labels.tenant if labels is not None else None
         tally = _Tally(store, assets, report, listed, on_progress, tenant)
-        _drain(data, settings, store, assets, tally)
+        with store.bulk():  # a server builds its graphs once, after the last write
+            _drain(data, settings, store, assets, tally)
     finally:
         context.enable_progress_bars = progress_bars
     if report.indexed:

@@ -227,10 +227,11 @@ class IndexJob:
         producer.start()
         writer.start()
         try:
-            self._embed_stage(to_embed, to_write)
-            while writer.is_alive():
-                writer.join(_POLL_S)
-                self._emit()
+            with self.store.bulk():  # a server builds its graphs once, at the end
+                self._embed_stage(to_embed, to_write)
+                while writer.is_alive():
+                    writer.join(_POLL_S)
+                    self._emit()
             if self._failure is not None:
                 raise self._failure
             if self.report.indexed:

@@ -212,6 +212,30 @@ class StoreConformance:
         ids = [d.item.point_id("toy-multi@1") for d in corpus]
         assert store.existing([*ids, "00000000-0000-0000-0000-000000000000"]) == set(ids)
 
+    def test_bulk_writes_are_found_before_and_after_the_graphs_are_built(self, open_store, corpus):
+        store = open_store(schema_for())
+        with store.bulk():
+            store.upsert([(d.item, d.embedding) for d in corpus[:20]], batch_size=8)
+            assert store.count() == 20
+        retriever = Retriever(store, "global@30 -> rows@10 -> full@3")
+        query = Embedding(multi=query_of(corpus, 7, tokens=8))
+        assert retriever.search(query)[0].id == corpus[7].item.id  # not indexed yet: brute force
+
+        def crash_mid_job() -> None:
+            with store.bulk():
+                store.upsert([(d.item, d.embedding) for d in corpus[20:30]])
+                raise RuntimeError("crash mid-job")
+
+        with pytest.raises(RuntimeError, match="crash"):
+            crash_mid_job()
+        with store.bulk():  # a block that failed leaves the store writable
+            store.upsert([(d.item, d.embedding) for d in corpus[30:]])
+        store.optimize()
+        assert store.count() == len(corpus)
+        for index in (7, 25, 33):
+            query = Embedding(multi=query_of(corpus, index, tokens=8))
+            assert retriever.search(query)[0].id == corpus[index].item.id
+
     def test_payload_round_trips_to_the_item(self, store, corpus):
         doc = corpus[5]
         (record,) = store.retrieve([doc.item.id])

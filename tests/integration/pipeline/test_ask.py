@@ -90,7 +90,7 @@ def test_ask_with_monoqwen_reranker_reorders_the_candidates(sample_dir, ask_conf
     expected = sorted(range(len(candidates)), key=lambda i: -direct[i])[:3]
     assert [h.id for h in answer.sources] == [candidates[i].id for i in expected]
     for hit in answer.sources:
-        assert set(hit.stage_scores) == {"rows", "distinct", "rrf", "full", "monoqwen"}
+        assert set(hit.stage_scores) == {"distinct", "full", "monoqwen"}
         assert hit.score == pytest.approx(hit.stage_scores["monoqwen"])
     assert answer.timings["rerank"] > 0
 
@@ -102,8 +102,8 @@ def test_maxsim_reranker_equals_the_engines_full_stage(sample_dir, tiny_config):
     config = PipelineConfig.from_dict(data)
     with Pipeline(config) as rag:
         rag.index([str(sample_dir)])
-        reranked = rag.search(QUESTION, k=5, plan="rows@16")  # pooled candidates, MaxSim after
-        exact = rag.search(QUESTION, k=5, plan="rows@16 -> full@16", rerank=False)
+        reranked = rag.search(QUESTION, k=5, plan="distinct@16")  # pooled candidates, MaxSim after
+        exact = rag.search(QUESTION, k=5, plan="distinct@16 -> full@16", rerank=False)
     assert [h.id for h in reranked] == [h.id for h in exact]
     for ours, engine in zip(reranked, exact, strict=True):
         assert ours.stage_scores["maxsim"] == pytest.approx(engine.stage_scores["full"], rel=1e-4)

@@ -35,7 +35,7 @@ def test_index_search_delete(config_file, sample_dir, tmp_path):
     assert result.exit_code == 0, result.output
     hits = json.loads(result.stdout)
     assert len(hits) == 3
-    assert {"rows", "distinct", "rrf", "full"} == set(hits[0]["stage_scores"])
+    assert {"distinct", "full"} == set(hits[0]["stage_scores"])  # the default plan
 
     pdf = str(sample_dir / "acme_solar_annual_report_2024.pdf")
     result = runner.invoke(
@@ -126,7 +126,7 @@ def test_eval_compares_plans_on_a_beir_dataset(config_file, sample_dir, tmp_path
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     text = json.dumps(report)
-    assert "(rows@48 + distinct@32) -> full@10" in text and "full@10" in text
+    assert "distinct@32 -> full@10" in text and "full@10" in text
     assert "ndcg@3" in text.lower()
     # the evaluation corpus went to its own collection, not the user's index
     result = runner.invoke(app, ["search", "picture", "-c", str(config_file), "--json"])

@@ -65,7 +65,7 @@ def test_ray_job_stores_the_same_points_as_the_local_engine(ray_cluster, make_co
         for point_id, record in points.items():
             twin = local_points[point_id]
             assert _payload(record) == _payload(twin)
-            assert set(record.vectors) == {"full", "global", "rows", "distinct"}
+            assert set(record.vectors) == {"full", "global", "distinct"}
             for name, vector in record.vectors.items():  # same pixels, same model, same views
                 np.testing.assert_allclose(vector, twin.vectors[name], atol=2e-3)
             assert pipe.assets.exists(point_id)

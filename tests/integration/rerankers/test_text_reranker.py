@@ -109,7 +109,7 @@ def indexed(tmp_path_factory, tiny_colmodernvbert) -> dict:
         },
         "ingest": {"dpi": 72, "video_fps": 0.5},
         "store": {"path": str(root / "index")},
-        "retrieval": {"plan": "global@200 -> rows@50 -> full@12"},
+        "retrieval": {"plan": "global@200 -> distinct@50 -> full@12"},
         "generator": None,
     }
     with Pipeline(PipelineConfig.from_dict(data)) as rag:
@@ -152,7 +152,7 @@ def test_pipeline_text_stage_fuses_with_the_visual_score(indexed, bert):
             )
         )
         for hit in reranked:
-            assert {"global", "rows", "full"} <= set(hit.stage_scores)
+            assert {"global", "distinct", "full"} <= set(hit.stage_scores)
             if hit.id in expected_text:
                 assert hit.stage_scores["text_rerank"] == pytest.approx(expected_text[hit.id])
             else:
@@ -169,7 +169,7 @@ def test_pipeline_text_stage_fuses_with_the_visual_score(indexed, bert):
 
 # -- the text rerank stage in the plan syntax, beside an MLLM reranker ------------------------
 
-BASE = "global@200 -> rows@50 -> full@12"
+BASE = "global@200 -> distinct@50 -> full@12"
 
 
 @pytest.mark.slow
@@ -206,7 +206,7 @@ def test_plan_text_rerank_stage_then_the_mllm_reranker(indexed, bert, tiny_monoq
         [h.stage_scores["monoqwen"] for h in reference], abs=1e-5
     )
     for hit in both:  # every stage's score is kept
-        assert {"global", "rows", "full", "monoqwen"} <= set(hit.stage_scores)
+        assert {"global", "distinct", "full", "monoqwen"} <= set(hit.stage_scores)
     assert any("text_rerank" in h.stage_scores for h in text_only)
     assert len(no_rerank) == 4 and all("text_rerank" not in h.stage_scores for h in no_rerank)
 

@@ -13,9 +13,11 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from qdrant_client import models
 
 from mmrag.store.embedded import EmbeddedStore
-from mmrag.store.server import ServerStore
+from mmrag.store.server import DEFAULT_INDEXING_THRESHOLD_KB, ServerStore
+from mmrag.testing.conformance.corpus import schema_for
 from mmrag.testing.conformance.store import StoreConformance, StoreFactory
 
 pytestmark = pytest.mark.integration
@@ -83,3 +85,24 @@ class TestServerStoreRealServer(StoreConformance):
             if collection.name.startswith(prefix):
                 client.delete_collection(collection.name)
         client.close()
+
+    def test_bulk_defers_index_building_and_restores_the_threshold(self, open_store, corpus):
+        store = open_store(schema_for())
+
+        def threshold() -> int:
+            info = store._client.get_collection(store.name)
+            return info.config.optimizer_config.indexing_threshold
+
+        before = threshold()
+        assert before
+        with store.bulk():
+            assert threshold() == 0  # segments are not indexed while the job writes
+            store.upsert([(d.item, d.embedding) for d in corpus])
+        assert threshold() == before
+        store.optimize()  # waits for the graphs: green
+        store._client.update_collection(
+            store.name, optimizers_config=models.OptimizersConfigDiff(indexing_threshold=0)
+        )  # what a crashed bulk block leaves behind
+        with store.bulk():
+            pass
+        assert threshold() == DEFAULT_INDEXING_THRESHOLD_KB

@@ -40,6 +40,16 @@ def test_multi_vector_schema_names_every_vector_and_how_it_is_indexed():
     assert specs["text"].sparse
 
 
+def test_the_default_first_stage_view_has_a_denser_graph_searched_on_int8():
+    specs = CollectionSchema.for_embedder("colqwen2@v1", "multi", 128, PoolingConfig()).vectors()
+    assert list(specs) == ["global", "distinct", "full"]
+    distinct = specs["distinct"]
+    assert (distinct.hnsw_m, distinct.ef_construct) == (32, 200)
+    assert distinct.codec == "uint8" and codec_spec("uint8").rescored  # int8 in RAM, rescored
+    rows = multi_schema(views=["rows", "distinct"]).vectors()["rows"]
+    assert (rows.hnsw_m, rows.ef_construct) == (16, 100)
+
+
 def test_single_vector_schema_has_dense_only():
     schema = CollectionSchema.for_embedder("clip@1", "single", 512, PoolingConfig())
     assert list(schema.vectors()) == ["dense"]
