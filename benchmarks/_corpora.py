@@ -53,6 +53,14 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
+def _with_prefix(patches: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``PREFIX`` prompt tokens (the page mean plus noise) before the ``(1024, d)`` patches."""
+    d = patches.shape[1]
+    noise = rng.standard_normal((PREFIX, d), dtype=np.float32) / np.sqrt(d)
+    prefix = _unit(patches.mean(axis=0) + noise)
+    return np.concatenate([prefix, patches]).astype(np.float32)  # (1030, d)
+
+
 def _box3(padded: np.ndarray) -> np.ndarray:
     """3 x 3 box sum of a ``(r+2, c+2, d)`` array → ``(r, c, d)``."""
     rows, cols = padded.shape[0] - 2, padded.shape[1] - 2
@@ -163,11 +171,7 @@ class SyntheticCorpus(_Corpus):
         white = rng.standard_normal((*GRID, s.dim), dtype=np.float32)
         patches = base + (s.smooth_noise * smooth + s.white_noise * white) / np.sqrt(s.dim)
         patches = _unit(patches.reshape(-1, s.dim))  # (1024, d)
-        mix = patches.mean(axis=0)
-        prefix = _unit(
-            mix + rng.standard_normal((PREFIX, s.dim), dtype=np.float32) / np.sqrt(s.dim)
-        )
-        return np.concatenate([prefix, patches]).astype(np.float32)  # (1030, d)
+        return _with_prefix(patches, rng)
 
     def query(self, index: int, tokens: int = 20, noise: float = 0.5) -> tuple[int, np.ndarray]:
         """A query about one block of one page: ``(page, (tokens, d))`` unit vectors."""
@@ -346,10 +350,7 @@ class PageLikeCorpus(_Corpus):
         own = _unit(rng.standard_normal(d, dtype=np.float32))
         context = _unit(np.mean(content, axis=0) + 0.5 * own)  # what the page is about
         patches = _unit((1 - s.context) * local + s.context * context).reshape(-1, d)  # (1024, d)
-        prefix = _unit(
-            patches.mean(axis=0) + rng.standard_normal((PREFIX, d), dtype=np.float32) / np.sqrt(d)
-        )
-        return np.concatenate([prefix, patches]).astype(np.float32)  # (1030, d)
+        return _with_prefix(patches, rng)
 
     def query(self, index: int, tokens: int = 20, noise: float = 0.5) -> tuple[int, np.ndarray]:
         """A query about one content region of one page: ``(page, (tokens, d))`` unit vectors."""

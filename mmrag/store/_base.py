@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mmrag.errors import ConfigError
+from mmrag.store.codecs import SearchOptions, search_options
 from mmrag.store.contract import (
     FILTER_FIELDS,
     METADATA_FIELD,
@@ -228,12 +229,10 @@ class BaseStore(abc.ABC):
     def bulk(self) -> Iterator[None]:
         """Write many points with index building deferred until the block ends.
 
-        A Qdrant server otherwise builds HNSW graphs for segments while they are still being
-        filled and again as they merge; here its ``indexing_threshold`` is 0 for the block (new
-        points are searched by brute force meanwhile: results stay correct) and the threshold
-        it had is put back at the end, so the graphs are built once; call :meth:`optimize`
-        after it to wait for them. The embedded store always defers (its graphs are built by
-        :meth:`optimize`), so there it changes nothing. Indexing jobs use it.
+        A server's ``indexing_threshold`` is 0 for the block (new points are found by brute
+        force meanwhile) and put back at the end, so its HNSW graphs are built once, not while
+        segments fill and merge (:meth:`optimize` waits for them). The embedded store builds
+        its graphs in :meth:`optimize` anyway. Indexing jobs use it.
 
         Example:
             >>> with store.bulk():                                # doctest: +SKIP
@@ -395,6 +394,17 @@ class BaseStore(abc.ABC):
     def _uses_hnsw(self, name: str | None) -> bool:
         spec = self.schema.vectors().get(name or "")
         return spec is not None and spec.hnsw and not spec.sparse
+
+    def _codec(self, name: str | None) -> str | None:
+        """The codec of the named vector (``None``: sparse, or not a vector of the schema)."""
+        spec = self.schema.vectors().get(name or "")
+        return None if spec is None or spec.sparse else spec.codec
+
+    def _search_options(self, node: QueryNode, request: EngineQuery) -> SearchOptions | None:
+        """The :func:`~mmrag.store.codecs.search_options` of plan node ``node``."""
+        codec, hnsw = self._codec(node.using), self._uses_hnsw(node.using)
+        limit, exact, ef = node.limit, request.exact, request.hnsw_ef
+        return search_options(codec, exact=exact, hnsw_ef=ef, limit=limit, uses_hnsw=hnsw)
 
     def check_plan(self, plan: Plan) -> None:
         """Raise :class:`ConfigError` if ``plan`` reads a vector this collection lacks."""

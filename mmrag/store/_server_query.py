@@ -17,7 +17,7 @@ import numpy as np
 
 from mmrag.errors import MissingDependencyError
 from mmrag.store._base import EngineQuery, filter_matches, filter_ranges
-from mmrag.store.codecs import codec_spec
+from mmrag.store.codecs import SearchOptions, codec_spec
 from mmrag.store.contract import PENDING_FIELD, RRF_K
 from mmrag.store.plan import QueryNode
 from mmrag.store.records import Point, QueryVector, Record, SearchFilter, SparseVector
@@ -41,22 +41,20 @@ class QdrantTranslator:
     """Build qdrant-client requests from mmrag's specs, filters, queries and points.
 
     ``local`` is qdrant-client's local mode (always exact: search parameters are left out);
-    ``uses_hnsw(name)`` says whether the named vector has an HNSW index and ``codec(name)``
-    its codec (``None`` for sparse vectors); the collection's schema decides, so both are
-    asked at query time.
+    ``options(node, request)`` gives a plan node's engine-neutral search options
+    (:func:`mmrag.store.codecs.search_options`: the collection's schema decides, so they are
+    asked at query time).
     """
 
     def __init__(
         self,
         *,
         local: bool,
-        uses_hnsw: Callable[[str | None], bool],
-        codec: Callable[[str | None], str | None] | None = None,
+        options: Callable[[QueryNode, EngineQuery], SearchOptions | None],
     ) -> None:
         self.m = qdrant_models()
         self._local = local
-        self._uses_hnsw = uses_hnsw
-        self._codec = codec or (lambda name: None)
+        self._options = options
 
     # -- the collection --------------------------------------------------------------------------
 
@@ -186,23 +184,19 @@ class QdrantTranslator:
         if self._local or node.is_fusion:  # local mode is always exact (and warns on params)
             return None
         m = self.m
-        name = self._codec(node.using)
-        rescored = name is not None and codec_spec(name).rescored
-        if request.exact:  # every point, scored with the originals
-            ignore = m.QuantizationSearchParams(ignore=True) if rescored else None
-            return m.SearchParams(exact=True, quantization=ignore)
-        quantization = None
-        if rescored:
-            assert name is not None
-            quantization = m.QuantizationSearchParams(
-                rescore=True, oversampling=codec_spec(name).oversampling
-            )
-        hnsw_ef = None
-        if request.hnsw_ef is not None and self._uses_hnsw(node.using):
-            hnsw_ef = max(request.hnsw_ef, node.limit)
-        if hnsw_ef is None and quantization is None:
+        options = self._options(node, request)
+        if options is None:
             return None
-        return m.SearchParams(hnsw_ef=hnsw_ef, quantization=quantization)
+        quantization = None
+        if options.ignore_quantization:  # exact: scored with the originals
+            quantization = m.QuantizationSearchParams(ignore=True)
+        elif options.oversampling is not None:  # quantized candidates, rescored
+            quantization = m.QuantizationSearchParams(
+                rescore=True, oversampling=options.oversampling
+            )
+        if options.exact:
+            return m.SearchParams(exact=True, quantization=quantization)
+        return m.SearchParams(hnsw_ef=options.hnsw_ef, quantization=quantization)
 
     def _prefetch(self, node: QueryNode, request: EngineQuery, filter: Any) -> Any:
         m = self.m

@@ -74,10 +74,12 @@ __all__ = [
     "FULL_POOL_HELP",
     "LEGACY_CODECS",
     "Codec",
+    "SearchOptions",
     "codec_of",
     "codec_spec",
     "codecs_for",
     "merged_codecs",
+    "search_options",
 ]
 
 
@@ -205,3 +207,41 @@ def codec_of(vector: str, codecs: Mapping[str, str] | None) -> str:
 def codecs_for(vectors: Iterable[str], codecs: Mapping[str, str] | None) -> dict[str, str]:
     """The codec of each of ``vectors`` (what a collection records)."""
     return {name: codec_of(name, codecs) for name in vectors}
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How one plan stage searches, whatever the engine (each backend translates them).
+
+    ``exact``: every point, scored with the originals (``ignore_quantization`` for a vector
+    with a quantized copy); ``oversampling``: search the quantized copy that many times over
+    the limit, then rescore with the originals; ``hnsw_ef``: the HNSW candidate list.
+    """
+
+    exact: bool = False
+    ignore_quantization: bool = False
+    oversampling: float | None = None
+    hnsw_ef: int | None = None
+
+
+def search_options(
+    codec: str | None, *, exact: bool, hnsw_ef: int | None, limit: int, uses_hnsw: bool
+) -> SearchOptions | None:
+    """The search options of a stage over a vector stored with ``codec`` (``None``: sparse),
+    keeping ``limit`` candidates; ``None`` when the engine's defaults suffice.
+
+    Example:
+        >>> from mmrag.store.codecs import search_options
+        >>> search_options("uint8", exact=False, hnsw_ef=8, limit=32, uses_hnsw=True)
+        SearchOptions(exact=False, ignore_quantization=False, oversampling=2.0, hnsw_ef=32)
+        >>> search_options("float16", exact=False, hnsw_ef=None, limit=32, uses_hnsw=True)
+    """
+    spec = codec_spec(codec) if codec is not None else None
+    rescored = spec is not None and spec.rescored
+    if exact:
+        return SearchOptions(exact=True, ignore_quantization=rescored)
+    oversampling = spec.oversampling if spec is not None and rescored else None
+    ef = max(hnsw_ef, limit) if hnsw_ef is not None and uses_hnsw else None
+    if oversampling is None and ef is None:
+        return None
+    return SearchOptions(oversampling=oversampling, hnsw_ef=ef)

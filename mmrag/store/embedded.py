@@ -331,22 +331,19 @@ class EmbeddedStore(BaseStore):
 
     def _params(self, node: QueryNode, request: EngineQuery) -> Any:
         e = self._edge
-        spec = self.schema.vectors().get(node.using or "")
-        codec = codec_spec(spec.codec) if spec is not None and not spec.sparse else None
-        if request.exact:
-            # Exact: every point, scored with the originals (a quantized copy is ignored).
-            ignore = e.QuantizationSearchParams(ignore=True) if codec and codec.rescored else None
-            return e.SearchParams(exact=True, quantization=ignore)
-        quantization = None
-        if codec is not None and codec.rescored:
-            # Quantized candidates (oversampled), rescored with the stored originals.
-            quantization = e.QuantizationSearchParams(rescore=True, oversampling=codec.oversampling)
-        hnsw_ef = None
-        if request.hnsw_ef is not None and self._uses_hnsw(node.using):
-            hnsw_ef = max(request.hnsw_ef, node.limit)
-        if hnsw_ef is None and quantization is None:
+        options = self._search_options(node, request)
+        if options is None:
             return None
-        return e.SearchParams(hnsw_ef=hnsw_ef, quantization=quantization)
+        quantization = None
+        if options.ignore_quantization:  # exact: scored with the originals
+            quantization = e.QuantizationSearchParams(ignore=True)
+        elif options.oversampling is not None:  # quantized candidates, rescored
+            quantization = e.QuantizationSearchParams(
+                rescore=True, oversampling=options.oversampling
+            )
+        if options.exact:
+            return e.SearchParams(exact=True, quantization=quantization)
+        return e.SearchParams(hnsw_ef=options.hnsw_ef, quantization=quantization)
 
     def _node(self, node: QueryNode, request: EngineQuery, filter: Any) -> tuple[Any, list[Any]]:
         """The (query, prefetches) of one node of the plan tree."""

@@ -108,7 +108,7 @@ class ServerStore(BaseStore):
         self._local = local
         self._owns_client = owns_client
         self._retry = retry if retry is not None else RetryPolicy()
-        self._q = QdrantTranslator(local=local, uses_hnsw=self._uses_hnsw, codec=self._codec)
+        self._q = QdrantTranslator(local=local, options=self._search_options)
         self._m = self._q.m
         try:
             self._open(schema, recreate)
@@ -251,11 +251,6 @@ class ServerStore(BaseStore):
                 f"{METADATA_KEY!r} metadata naming its embedder); use another collection name"
             )
         return stored
-
-    def _codec(self, name: str | None) -> str | None:
-        """The codec of the named vector (``None``: sparse, or not a vector of the schema)."""
-        spec = self.schema.vectors().get(name or "")
-        return None if spec is None or spec.sparse else spec.codec
 
     def _create(self, schema: CollectionSchema) -> None:
         m = self._m

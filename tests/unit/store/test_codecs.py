@@ -7,7 +7,7 @@ import pytest
 
 from mmrag.config import PoolingConfig, StoreConfig
 from mmrag.errors import ConfigError
-from mmrag.store.codecs import CODECS, DEFAULT_CODECS, codec_spec, merged_codecs
+from mmrag.store.codecs import CODECS, DEFAULT_CODECS, codec_spec, merged_codecs, search_options
 from mmrag.store.contract import CollectionMismatchError
 from mmrag.store.schema import CollectionSchema
 from mmrag.store.tokens import merge_pool
@@ -97,3 +97,42 @@ def test_merge_pool_keeps_a_weighted_mean_of_the_tokens():
     np.testing.assert_allclose(centres[0], pair[:4].mean(axis=0), atol=1e-4)
     with pytest.raises(ValueError, match="pool_factor"):
         merge_pool(tokens, 0)
+
+
+@pytest.mark.parametrize(
+    ("codec", "exact", "hnsw_ef", "want"),
+    [
+        ("uint8", True, None, {"exact": True, "ignore": True}),
+        ("float16", True, None, {"exact": True, "ignore": None}),
+        ("uint8", False, None, {"oversampling": 2.0, "hnsw_ef": None}),
+        ("binary", False, 8, {"oversampling": 4.0, "hnsw_ef": 32}),  # at least the limit
+        ("float16", False, 64, {"oversampling": None, "hnsw_ef": 64}),
+        ("float16", False, None, None),  # the engine's defaults
+    ],
+)
+def test_both_engines_get_the_same_search_parameters(codec, exact, hnsw_ef, want):
+    from mmrag.store._base import EngineQuery
+    from mmrag.store._server_query import QdrantTranslator
+    from mmrag.store.plan import QueryNode
+
+    node = QueryNode("distinct", 32)
+    request = EngineQuery(node, {}, exact=exact, hnsw_ef=hnsw_ef)
+    translator = QdrantTranslator(
+        local=False,
+        options=lambda n, r: search_options(
+            codec, exact=r.exact, hnsw_ef=r.hnsw_ef, limit=n.limit, uses_hnsw=True
+        ),
+    )
+    params = translator._params(node, request)
+    if want is None:
+        assert params is None
+        return
+    quantization = params.quantization
+    if "exact" in want:
+        assert params.exact is True
+        assert (quantization.ignore if quantization else None) == want["ignore"]
+    else:
+        assert not params.exact and params.hnsw_ef == want["hnsw_ef"]
+        rescoring = quantization.oversampling if quantization else None
+        assert rescoring == want["oversampling"]
+        assert quantization is None or quantization.rescore is True
