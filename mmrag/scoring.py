@@ -8,7 +8,7 @@ Example:
     >>> from mmrag.scoring import maxsim
     >>> q = [np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)]
     >>> d = [np.array([[1.0, 0.0]], np.float32), np.array([[0.6, 0.8], [0.0, 1.0]], np.float32)]
-    >>> maxsim(q, d).round(2).tolist()
+    >>> maxsim(q, d).astype(float).round(2).tolist()
     [[1.0, 1.6]]
 """
 

@@ -30,7 +30,7 @@ Example:
     >>> row_pool(page, (2, 3)).tolist()
     [[4.0, 5.0, 6.0, 7.0], [16.0, 17.0, 18.0, 19.0]]
     >>> sorted(Pooler().document_views(page, (2, 3)))
-    ['global', 'rows']
+    ['distinct', 'global']
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from mmrag.clustering import kcentre_labels
 
 if TYPE_CHECKING:
     from mmrag.config import PoolingConfig
@@ -241,10 +243,11 @@ DISTINCT_VECTORS = 32
 def distinct_pool(multi: np.ndarray, k: int) -> np.ndarray:
     """The means of a page's ``k`` most distinct token groups: ``(n, d) -> (min(k, n), d)``.
 
-    Greedy k-centre clustering (Gonzalez's farthest-point rule) on cosine similarity: the first
-    centre is the page's most typical token (the one most similar to the page mean: usually
-    paper background), each next centre is the token least similar to every centre chosen so
-    far; every token then joins its most similar centre and each group is replaced by its mean.
+    Greedy k-centre clustering (Gonzalez's farthest-point rule on cosine similarity,
+    :func:`mmrag.clustering.kcentre_labels`): the first centre is the page's most typical token
+    (usually paper background), each next centre is the token least similar to every centre
+    chosen so far; every token joins its most similar centre and each group is replaced by its
+    mean.
     Near-identical tokens (background, a template header repeated on many pages) collapse into
     one or two vectors, so the ``k`` vectors go to what makes the page different: its content
     regions, each kept as its own vector instead of being averaged with the background around
@@ -266,23 +269,8 @@ def distinct_pool(multi: np.ndarray, k: int) -> np.ndarray:
     if vectors.ndim != 2 or vectors.shape[0] == 0:
         raise ValueError(f"distinct_pool needs an (n, d) array with n >= 1; got {vectors.shape}")
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)  # (n, 1)
-    unit = vectors / np.maximum(norms, 1e-12)  # (n, d)
-    n = unit.shape[0]
-    k = min(k, n)
-    # Matrix-vector products only: small matrix-matrix products hit multithreaded BLAS, which
-    # stalls for tens of ms when the cores are busy (measured while a store was indexing).
-    similarity = np.empty((k, n), dtype=np.float32)  # (k, n): each token to each centre
-    similarity[0] = unit @ unit[int(np.argmax(unit @ unit.mean(axis=0)))]
-    nearest = similarity[0].copy()  # (n,): similarity to the closest centre so far
-    found = 1
-    while found < k:
-        far = int(np.argmin(nearest))
-        if nearest[far] >= 1.0 - 1e-6:
-            break  # every token duplicates a centre: fewer than k distinct groups
-        similarity[found] = unit @ unit[far]
-        np.maximum(nearest, similarity[found], out=nearest)
-        found += 1
-    labels = np.argmax(similarity[:found], axis=0)  # (n,) index of each token's centre
+    labels = kcentre_labels(vectors / np.maximum(norms, 1e-12), k)  # (n,) each token's centre
+    n = vectors.shape[0]
     order = np.argsort(labels, kind="stable")  # (n,) tokens grouped by centre
     starts = np.flatnonzero(np.diff(labels[order], prepend=-1))  # (k',) first of each group
     sums = np.add.reduceat(vectors[order], starts, axis=0)  # (k', d)

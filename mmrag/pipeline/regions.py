@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mmrag.store.contract import StoreError
+from mmrag.store.contract import FULL_MERGE_FIELD, StoreError
+from mmrag.store.tokens import unpack_assignment
 from mmrag.types import Embedding, Hit, Item, Modality, Region
 
 if TYPE_CHECKING:
@@ -45,10 +46,10 @@ __all__ = [
     "attach_regions",
     "cell_boxes",
     "grid_of",
+    "merged_full",
     "page_regions",
     "page_transform",
     "patch_scores",
-    "per_token_full",
 ]
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,12 @@ REGIONS_MAX_K = 20
 Box = tuple[int, int, int, int, float]
 
 
-def patch_scores(query: np.ndarray, patches: np.ndarray, grid: Sequence[int]) -> np.ndarray:
+def patch_scores(
+    query: np.ndarray,
+    patches: np.ndarray,
+    grid: Sequence[int],
+    assignment: np.ndarray | None = None,
+) -> np.ndarray:
     """The ``(rows, cols)`` map of each patch's share of the MaxSim score.
 
     Each query token adds its best similarity to the patch that gave it (ties: the first), so
@@ -67,13 +73,38 @@ def patch_scores(query: np.ndarray, patches: np.ndarray, grid: Sequence[int]) ->
     ``patches`` ``(n, d)`` with ``n >= rows * cols``: the first ``rows * cols`` are the grid,
     row-major; any after are a document's prompt tokens (``document_tokens="all"``), which lie
     nowhere on the page and are left out.
+
+    A page stored with its tokens merged (``full_pool_factor`` > 1) passes the merged vectors
+    as ``patches`` and ``assignment`` (token -> merged vector,
+    :func:`mmrag.store.tokens.merge_tokens`): a merged vector's share is spread evenly over
+    the cells merged into it, so a match on a content region (kept whole) stays on its cells
+    and one on merged background spreads thin.
+
+    Example:
+        >>> import numpy as np
+        >>> from mmrag.pipeline.regions import patch_scores
+        >>> merged = np.eye(3, dtype=np.float32)                 # 3 vectors for 4 cells
+        >>> patch_scores(merged[[2]], merged, (2, 2), np.array([0, 0, 1, 2])).tolist()
+        [[0.0, 0.0], [0.0, 1.0]]
     """
     rows, cols = (int(v) for v in grid)
     patches = np.asarray(patches, dtype=np.float32)
     cells = rows * cols
+    query = np.asarray(query, dtype=np.float32)
+    if assignment is not None:
+        assignment = np.asarray(assignment)
+        if patches.ndim != 2 or assignment.shape[0] < cells or assignment.max() >= len(patches):
+            raise ValueError(f"a {rows}x{cols} grid needs a token assignment for {cells} cells")
+        on_grid = assignment[:cells]  # (cells,) merged vector of each cell
+        counts = np.bincount(on_grid, minlength=len(patches))  # cells per merged vector
+        candidates = np.flatnonzero(counts)  # merged vectors with a cell on the page
+        sim = query @ patches[candidates].T  # (q, m')
+        best = sim.argmax(axis=1)
+        share = np.zeros(len(patches), dtype=np.float64)
+        np.add.at(share, candidates[best], sim[np.arange(len(best)), best])
+        return (share[on_grid] / counts[on_grid]).reshape(rows, cols)
     if patches.ndim != 2 or patches.shape[0] < cells:
         raise ValueError(f"a {rows}x{cols} grid needs {cells} patch vectors")
-    query = np.asarray(query, dtype=np.float32)
     sim = query @ patches[:cells].T  # (q, cells)
     best = sim.argmax(axis=1)
     scores = np.zeros(cells, dtype=np.float64)
@@ -165,11 +196,13 @@ def page_regions(
     patches: np.ndarray,
     grid: Sequence[int],
     item: Item,
+    assignment: np.ndarray | None = None,
     **options: Any,
 ) -> list[Region]:
     """The regions of ``item`` that carry the match of ``query`` (``(q, d)`` token vectors)
     over its stored ``patches`` on ``grid``, best first, in the page's own coordinates.
 
+    ``assignment``: a merged page's token -> stored vector map (:func:`patch_scores`).
     ``options`` go to :func:`cell_boxes`. An item without its image size has no regions.
     """
     if not item.width or not item.height:
@@ -178,7 +211,9 @@ def page_regions(
     scale, dx, dy = page_transform(item) or (1.0, 0.0, 0.0)
     cell_w, cell_h = item.width / cols, item.height / rows
     regions = []
-    for r0, c0, r1, c1, score in cell_boxes(patch_scores(query, patches, grid), **options):
+    for r0, c0, r1, c1, score in cell_boxes(
+        patch_scores(query, patches, grid, assignment), **options
+    ):
         regions.append(
             Region(
                 x0=round((c0 * cell_w + dx) * scale, 2),
@@ -196,13 +231,21 @@ def query_tokens(embedding: Embedding) -> np.ndarray | None:
     return embedding.multi  # every token the query scores with (an image query's too)
 
 
-def per_token_full(schema: Any) -> bool:
-    """Whether the collection's ``full`` vectors are one per document token (so the first
-    ``rows x cols`` lie on the page grid): not when ``full`` is stored pooled
-    (``full_pool_factor`` > 1)."""
-    if "full" not in schema.vectors():
-        return False
-    return int(dict(schema.pooling or {}).get("full_pool_factor", 1) or 1) == 1
+def merged_full(schema: Any) -> bool:
+    """Whether the collection stores its ``full`` pages merged (``full_pool_factor`` > 1):
+    its points then carry the token -> vector map in the payload
+    (:data:`~mmrag.store.contract.FULL_MERGE_FIELD`)."""
+    return int(dict(schema.pooling or {}).get("full_pool_factor", 1) or 1) > 1
+
+
+def _assignment(record: Any) -> np.ndarray | None:
+    """A merged page's token -> vector map, ``None`` when missing or unreadable (a page stored
+    by a version without it keeps no regions)."""
+    packed = record.payload.get(FULL_MERGE_FIELD)
+    try:
+        return None if not isinstance(packed, str) else unpack_assignment(packed)
+    except ValueError:
+        return None
 
 
 def attach_regions(store: VectorStore, query: Embedding, hits: Sequence[Hit]) -> list[Hit]:
@@ -212,8 +255,9 @@ def attach_regions(store: VectorStore, query: Embedding, hits: Sequence[Hit]) ->
     search (a store error is logged and the hits come back as they were).
     """
     tokens = query_tokens(query)
-    if tokens is None or not hits or not per_token_full(store.schema):
+    if tokens is None or not hits or "full" not in store.schema.vectors():
         return list(hits)
+    merged = merged_full(store.schema)
     try:
         records = {r.id: r for r in store.retrieve([h.id for h in hits], with_vectors=True)}
     except StoreError as exc:  # regions are an extra: the hits stand without them
@@ -223,10 +267,14 @@ def attach_regions(store: VectorStore, query: Embedding, hits: Sequence[Hit]) ->
     for hit in hits:
         record = records.get(hit.id)
         patches = None if record is None else record.vectors.get("full")
-        grid = None if patches is None else grid_of(hit.item, len(patches))
+        assignment = None if patches is None or not merged else _assignment(record)
+        count = len(patches) if assignment is None else len(assignment)
+        grid = (
+            None if patches is None or (merged and assignment is None) else grid_of(hit.item, count)
+        )
         if patches is None or grid is None:
             out.append(hit)
             continue
-        regions = page_regions(tokens, np.asarray(patches), grid, hit.item)
+        regions = page_regions(tokens, np.asarray(patches), grid, hit.item, assignment)
         out.append(dataclasses.replace(hit, regions=tuple(regions)))
     return out

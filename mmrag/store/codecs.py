@@ -167,8 +167,8 @@ CODECS_HELP = (
 
 #: The help of ``[pooling] full_pool_factor`` (``mmrag.config.PoolingConfig``).
 FULL_POOL_HELP = (
-    "Store `full` with about 1/N of the page's tokens, merged hierarchically (2-3 shrink the "
-    "disk and the exact stage; 1 = every token, needed for region citations)."
+    "Store `full` with about 1/N of the page's tokens: background and repeated templates are "
+    "merged, content regions kept (2-3 shrink the disk and the exact stage; 1 = every token)."
 )
 
 

@@ -82,6 +82,11 @@ DISTINCT_EF_CONSTRUCT = 200
 #: takes ``True`` for the integer 1.)
 PENDING_FIELD = "mmrag_pending"
 
+#: Payload field of a page stored with its ``full`` tokens merged (``full_pool_factor`` > 1):
+#: which stored vector each original token went into
+#: (:func:`mmrag.store.tokens.pack_assignment`), so region citations still find the patches.
+FULL_MERGE_FIELD = "mmrag_full_merge"
+
 #: The payload field of the tenant that owns a point (multi-tenant servers).
 TENANT_FIELD = "tenant"
 

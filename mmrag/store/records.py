@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmrag.errors import ConfigError
-from mmrag.store.contract import PENDING_FIELD
+from mmrag.store.contract import FULL_MERGE_FIELD, PENDING_FIELD
 from mmrag.store.text import SparseVector, bm25_document
 
 if TYPE_CHECKING:
@@ -71,20 +71,22 @@ class Point:
         channel); ``pending`` flags the point
         :data:`~mmrag.store.contract.PENDING_FIELD` until its document is published.
         ``full_pool_factor`` > 1 stores ``full`` merged to about ``1 / full_pool_factor`` of
-        the tokens (:func:`mmrag.store.tokens.merge_pool`): the stored vectors then no
-        longer lie on the patch grid (still recorded, for the page), so such a collection
-        gives no region citations (they need ``full_pool_factor = 1``).
+        the tokens (:func:`mmrag.store.tokens.merge_tokens`), with the vector each token went
+        into in the payload (:data:`~mmrag.store.contract.FULL_MERGE_FIELD`), from which region
+        citations map a match back to its patches.
         """
         vectors: dict[str, QueryVector] = {}
+        merge = None
         if embedding.kind == "single":
             assert embedding.dense is not None
             vectors["dense"] = embedding.dense
         else:
             full = embedding.multi  # every token the embedder keeps (the patches first)
             if full_pool_factor > 1:
-                from mmrag.store.tokens import merge_pool
+                from mmrag.store.tokens import merge_tokens, pack_assignment
 
-                full = merge_pool(np.asarray(full, dtype=np.float32), full_pool_factor)
+                full, assignment = merge_tokens(np.asarray(full), full_pool_factor)
+                merge = pack_assignment(assignment)
             vectors["full"] = full
             vectors.update(embedding.pooled)
         if text and item.text:
@@ -93,6 +95,8 @@ class Point:
         payload = bound.to_payload()
         if embedding.kind == "multi" and embedding.grid is not None:
             _set_grid(payload, embedding.grid)
+        if merge is not None:
+            payload[FULL_MERGE_FIELD] = merge
         if pending:
             payload[PENDING_FIELD] = 1
         return cls(id=bound.id, vectors=vectors, payload=payload)
@@ -130,6 +134,8 @@ class Point:
         grid = (record.payload.get("details") or {}).get("grid")
         if grid is not None:
             _set_grid(payload, grid)
+        if FULL_MERGE_FIELD in record.payload and "full" in vectors:
+            payload[FULL_MERGE_FIELD] = record.payload[FULL_MERGE_FIELD]
         if pending:
             payload[PENDING_FIELD] = 1
         return cls(id=bound.id, vectors=vectors, payload=payload)

@@ -49,6 +49,7 @@ from mmrag.store.contract import (
     CollectionMismatchError,
 )
 from mmrag.store.records import SparseVector
+from mmrag.store.tokens import MERGE_METHOD
 
 if TYPE_CHECKING:
     from mmrag.config import PoolingConfig
@@ -174,6 +175,7 @@ class CollectionSchema:
         relevant = _relevant_pooling(tuple(pooling.views), settings)
         if int(settings.get("full_pool_factor", 1) or 1) > 1:
             relevant["full_pool_factor"] = int(settings["full_pool_factor"])
+            relevant["full_merge"] = MERGE_METHOD  # pages merged otherwise do not mix
         return cls(
             embedder_id=embedder_id,
             kind=kind,
