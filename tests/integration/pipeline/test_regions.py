@@ -160,3 +160,60 @@ def test_regions_reach_the_http_api_and_langchain_documents(tiny_colqwen2, tmp_p
         assert served["regions"] == [r.to_dict() for r in hit.regions]
         off = client.get("/api/v1/search", params={"q": "revenue", "regions": False}).json()
         assert off["hits"][0]["regions"] == []
+
+
+def _content_page(rng: np.random.Generator, grid: tuple[int, int], block: tuple[int, ...]):
+    """``(rows * cols, 32)`` tokens: near-identical paper background, distinct content tokens
+    in ``block`` (row0, col0, row1, col1)."""
+    rows, cols = grid
+    paper = rng.standard_normal(32)
+    tokens = paper + 0.05 * rng.standard_normal((rows, cols, 32))
+    r0, c0, r1, c1 = block
+    tokens[r0:r1, c0:c1] = 3 * rng.standard_normal((r1 - r0, c1 - c0, 32))
+    tokens = tokens.reshape(rows * cols, 32)
+    return (tokens / np.linalg.norm(tokens, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_merged_pages_keep_their_region_citations(tmp_path):
+    from mmrag.config import PoolingConfig
+    from mmrag.embedders.pooling import Pooler
+    from mmrag.store.contract import FULL_MERGE_FIELD
+    from mmrag.store.embedded import EmbeddedStore
+    from mmrag.store.records import Point
+    from mmrag.store.schema import CollectionSchema
+    from mmrag.types import Item
+
+    grid, block = (8, 12), (2, 3, 4, 9)  # a 2 x 6 content block in a mostly blank page
+    rng = np.random.default_rng(0)
+    pooling = PoolingConfig(views=["global", "distinct"], full_pool_factor=2)
+    schema = CollectionSchema.for_embedder("toy-merged@1", "multi", 32, pooling)
+    pooler = Pooler(pooling)
+    points, pages = [], []
+    for i in range(3):
+        tokens = _content_page(rng, grid, block)
+        pages.append(tokens)
+        item = Item(
+            source=f"/docs/{i}.png",
+            source_sha256=f"{i:064x}",
+            modality="image",
+            width=120,
+            height=80,
+        )
+        views = pooler.document_views(tokens, grid)
+        points.append(
+            Point.for_collection(item, Embedding(multi=tokens, grid=grid, pooled=views), schema)
+        )
+    r0, c0, r1, c1 = block
+    cells = [r * grid[1] + c for r in range(r0, r1) for c in range(c0, c1)]
+    query = Embedding(multi=pages[1][cells])  # the block's own tokens
+    with EmbeddedStore(tmp_path, "merged", schema) as store:
+        store.upsert(points)
+        (record,) = store.retrieve([points[1].id], with_vectors=True)
+        assert len(record.vectors["full"]) == grid[0] * grid[1] // 2  # half the tokens stored
+        assert FULL_MERGE_FIELD in record.payload
+        hits = Retriever(store, "distinct@3 -> full@3").search(query)
+        assert hits[0].id == points[1].id
+        (hit, *_) = attach_regions(store, query, hits)
+    top = hit.regions[0]  # the content block, in pixels (10 x 10 per cell)
+    assert (top.x0, top.y0, top.x1, top.y1) == pytest.approx((c0 * 10, r0 * 10, c1 * 10, r1 * 10))
+    assert "mmrag_full_merge" not in hit.to_dict()["item"]  # the map stays out of the results

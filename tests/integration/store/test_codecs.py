@@ -172,6 +172,19 @@ def test_reopening_with_another_full_pool_factor_names_both(tmp_path, pages):
     assert "2" in str(caught.value)
 
 
+def test_a_collection_merged_by_the_earlier_method_is_a_mismatch(tmp_path, pages):
+    import dataclasses
+
+    schema = _schema("float16", full_pool_factor=2)
+    assert schema.pooling["full_merge"] == "groups"
+    earlier = dict(schema.pooling)
+    del earlier["full_merge"]  # what a collection merged before the grouped merge recorded
+    with EmbeddedStore(tmp_path, "c", dataclasses.replace(schema, pooling=earlier)):
+        pass
+    with pytest.raises(CollectionMismatchError, match="full_merge"):
+        EmbeddedStore(tmp_path, "c", schema)
+
+
 def test_pooled_full_keeps_the_ranking_close_to_exact(tmp_path, pages):
     schema = _schema("float16", full_pool_factor=2)
     points = _points(schema, pages)

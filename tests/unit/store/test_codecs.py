@@ -10,7 +10,7 @@ from mmrag.errors import ConfigError
 from mmrag.store.codecs import CODECS, DEFAULT_CODECS, codec_spec, merged_codecs, search_options
 from mmrag.store.contract import CollectionMismatchError
 from mmrag.store.schema import CollectionSchema
-from mmrag.store.tokens import merge_pool
+from mmrag.store.tokens import merge_pool, merge_tokens, pack_assignment, unpack_assignment
 
 
 def _schema(**codecs: str) -> CollectionSchema:
@@ -136,3 +136,52 @@ def test_both_engines_get_the_same_search_parameters(codec, exact, hnsw_ef, want
         rescoring = quantization.oversampling if quantization else None
         assert rescoring == want["oversampling"]
         assert quantization is None or quantization.rescore is True
+
+
+def _page_with_content(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """1,000 tokens: 900 noisy copies of a background vector, then 100 content tokens (ten
+    noisy copies each of ten "words")."""
+    paper = rng.standard_normal(64)
+    background = paper + 0.3 * rng.standard_normal((900, 64))
+    words = 2.0 * rng.standard_normal((10, 64)).repeat(10, axis=0)
+    content = words + 0.3 * rng.standard_normal((100, 64))
+    page = np.concatenate([background, content]).astype(np.float32)
+    return page / np.linalg.norm(page, axis=1, keepdims=True), np.arange(900, 1000)
+
+
+def test_merge_tokens_maps_every_token_to_the_mean_it_went_into():
+    rng = np.random.default_rng(1)
+    page, _ = _page_with_content(rng)
+    for factor in (2, 3):
+        merged, assignment = merge_tokens(page, factor)
+        assert merged.shape == (-(-len(page) // factor), 64)
+        assert assignment.shape == (len(page),)
+        assert set(assignment.tolist()) == set(range(len(merged)))  # every vector is used
+        for j in (0, len(merged) // 2, len(merged) - 1):
+            np.testing.assert_allclose(merged[j], page[assignment == j].mean(axis=0), atol=1e-5)
+    again = merge_tokens(page, 2)
+    np.testing.assert_array_equal(again[1], merge_tokens(page, 2)[1])  # deterministic
+
+
+def test_merge_tokens_keeps_content_whole_and_maxsim_on_it_exact():
+    rng = np.random.default_rng(2)
+    page, content = _page_with_content(rng)
+    merged, assignment = merge_tokens(page, 2)
+    # The content tokens (small groups) are kept one vector each; the background shrinks.
+    assert len(set(assignment[content].tolist())) == len(content)
+    np.testing.assert_allclose(merged[assignment[content]], page[content], atol=1e-6)
+    query = page[content[:20]] + 0.5 * rng.standard_normal((20, 64)).astype(np.float32) / 8
+    exact = (query @ page.T).max(axis=1).sum()
+    assert (query @ merged.T).max(axis=1).sum() == pytest.approx(exact, rel=1e-5)
+    kept, identity = merge_tokens(page, 1)  # factor 1 stores every token as it is
+    np.testing.assert_array_equal(kept, page)
+    np.testing.assert_array_equal(identity, np.arange(len(page)))
+
+
+def test_the_merge_assignment_packs_small_and_round_trips():
+    merged, assignment = merge_tokens(_page_with_content(np.random.default_rng(3))[0], 2)
+    packed = pack_assignment(assignment)
+    assert isinstance(packed, str) and len(packed) < 2 * len(assignment)
+    np.testing.assert_array_equal(unpack_assignment(packed), assignment)
+    with pytest.raises(ValueError, match="unreadable token-merge assignment"):
+        unpack_assignment("not base64 at all!")
