@@ -12,8 +12,8 @@ vectors per page) from ``benchmarks/_corpora.py``:
 
 Each corpus goes into its own embedded store (Qdrant Edge) with the pooled views ``global``
 (1 vector), ``rows`` (32) and ``distinct`` (<= 32 k-centre token groups, see
-``mmrag/embedders/pooling.py``) in HNSW and ``full`` (every token, on disk, no HNSW, in the
-default codec of ``mmrag/store/codecs.py``).
+``mmrag/embedders/pooling.py``) in HNSW and ``full`` (every token: ``full_pool_factor = 1``, on
+disk, no HNSW, in the default codec of ``mmrag/store/codecs.py``).
 Then, one query at a time through the public Retriever, for each plan: QPS, p50 latency,
 recall@10 and top-1 agreement against exact MaxSim over ``full`` (``full@10``, cross-checked
 against ``mmrag.scoring.maxsim`` on a few queries), and QPS / QPS(exact). The plans:
@@ -196,7 +196,9 @@ def bench_corpus(
 ) -> dict[str, Any]:
     """Build one corpus's store and measure exact MaxSim and every plan on it (``check``: also
     cross-check the engine's exact ranking against NumPy MaxSim)."""
-    pooling = PoolingConfig(views=VIEWS)
+    # Every token stored: the plans are compared with exact MaxSim over all of them
+    # (benchmarks/scale.py measures the default's merged `full` against the same).
+    pooling = PoolingConfig(views=VIEWS, full_pool_factor=1)
     pooler = Pooler(pooling)
     schema = CollectionSchema.for_embedder("synthetic-colpali", "multi", corpus.spec.dim, pooling)
     print(

@@ -209,7 +209,7 @@ class PoolingConfig(_Section):
     tile_size: int = Field(4, ge=1, description="Tile side, in patches, for the `tiles` view.")
     window: int = Field(3, ge=1, description="Rows averaged by the `smooth_rows` view.")
     pool_factor: int = Field(3, ge=1, description="Token reduction of the `hier` view.")
-    full_pool_factor: int = Field(1, ge=1, description=FULL_POOL_HELP)
+    full_pool_factor: int = Field(3, ge=1, description=FULL_POOL_HELP)
     muvera: MuveraConfig = Field(default_factory=MuveraConfig)
     seed: int = 0
 

@@ -76,6 +76,7 @@ video_fps = 1.0              # frames sampled per second of video
 [pooling]
 # Multi-vector (ColPali-style) pages also store small pooled views, searched first.
 views = ["global", "distinct"]   # also: rows, cols, tiles, smooth_rows, hier, muvera
+full_pool_factor = 3         # store a third of the tokens (background merged); 1 = every token
 
 [store]
 path = {index}        # the index: an embedded Qdrant folder

@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mmrag.pipeline.regions import grid_of, page_transform, patch_scores, query_tokens
+from mmrag.pipeline.regions import (
+    merged_full,
+    page_transform,
+    patch_scores,
+    query_tokens,
+    stored_patches,
+)
 from mmrag.types import Embedding, Hit, Item, Region
 
 if TYPE_CHECKING:
@@ -95,6 +101,7 @@ def explain_hits(
     out.mkdir(parents=True, exist_ok=True)
     tokens = query_tokens(query)
     records = {}
+    merged = merged_full(store.schema)
     if tokens is not None and hits:
         records = {r.id: r for r in store.retrieve([h.id for h in hits], with_vectors=True)}
     paths = []
@@ -103,11 +110,9 @@ def explain_hits(
             continue
         scores = None
         record = records.get(hit.id)
-        patches = None if record is None else record.vectors.get("full")
-        if tokens is not None and patches is not None:
-            grid = grid_of(hit.item, len(patches))
-            if grid is not None:
-                scores = patch_scores(tokens, np.asarray(patches), grid)
+        found = None if record is None else stored_patches(record, hit.item, merged)
+        if tokens is not None and found is not None:
+            scores = patch_scores(tokens, *found)
         picture = draw_explanation(assets.get(hit.id), hit.item, scores, hit.regions)
         path = out / _file_name(rank, hit)
         picture.save(path)

@@ -50,6 +50,7 @@ __all__ = [
     "page_regions",
     "page_transform",
     "patch_scores",
+    "stored_patches",
 ]
 
 logger = logging.getLogger(__name__)
@@ -238,14 +239,27 @@ def merged_full(schema: Any) -> bool:
     return int(dict(schema.pooling or {}).get("full_pool_factor", 1) or 1) > 1
 
 
-def _assignment(record: Any) -> np.ndarray | None:
-    """A merged page's token -> vector map, ``None`` when missing or unreadable (a page stored
-    by a version without it keeps no regions)."""
-    packed = record.payload.get(FULL_MERGE_FIELD)
-    try:
-        return None if not isinstance(packed, str) else unpack_assignment(packed)
-    except ValueError:
+def stored_patches(
+    record: Any, item: Item, merged: bool
+) -> tuple[np.ndarray, tuple[int, int], np.ndarray | None] | None:
+    """A stored record's ``full`` vectors placed on the page: ``(vectors, grid, assignment)``
+    for :func:`patch_scores`, or ``None`` (no ``full`` vectors or no grid, or a merged page
+    (``merged``) without a readable token -> vector map: one stored by an earlier version).
+    """
+    patches = record.vectors.get("full")
+    if patches is None:
         return None
+    assignment = None
+    if merged:
+        packed = record.payload.get(FULL_MERGE_FIELD)
+        try:
+            assignment = unpack_assignment(packed) if isinstance(packed, str) else None
+        except ValueError:
+            return None
+        if assignment is None or not len(assignment) or assignment.max() >= len(patches):
+            return None  # missing, or not a map onto these vectors
+    grid = grid_of(item, len(patches) if assignment is None else len(assignment))
+    return None if grid is None else (np.asarray(patches), grid, assignment)
 
 
 def attach_regions(store: VectorStore, query: Embedding, hits: Sequence[Hit]) -> list[Hit]:
@@ -266,15 +280,11 @@ def attach_regions(store: VectorStore, query: Embedding, hits: Sequence[Hit]) ->
     out = []
     for hit in hits:
         record = records.get(hit.id)
-        patches = None if record is None else record.vectors.get("full")
-        assignment = None if patches is None or not merged else _assignment(record)
-        count = len(patches) if assignment is None else len(assignment)
-        grid = (
-            None if patches is None or (merged and assignment is None) else grid_of(hit.item, count)
-        )
-        if patches is None or grid is None:
+        found = None if record is None else stored_patches(record, hit.item, merged)
+        if found is None:
             out.append(hit)
             continue
-        regions = page_regions(tokens, np.asarray(patches), grid, hit.item, assignment)
+        patches, grid, assignment = found
+        regions = page_regions(tokens, patches, grid, hit.item, assignment)
         out.append(dataclasses.replace(hit, regions=tuple(regions)))
     return out

@@ -43,12 +43,22 @@ binary1.5      256 KB + 24 KB RAM  0.88         0.70
 binary2        256 KB + 32 KB RAM  0.97         0.75
 =============  ==================  ===========  ============
 
-With ``full_pool_factor = 2`` (half the tokens, merged) turbo8 / turbo4 kept 0.98 top-1 on
-moderate queries (noise 1.5; turbo4 unpooled: 1.00) and 0.90 on hard ones: pooling, not the
-codec, is then what loses the ranking. turbo8's engine scores equal MaxSim over the vectors it
-returns (to 1e-7; turbo4's differ by ~1e-3), so rerankers and region citations that read the
-stored vectors agree with the search; that, and 1.00 top-1 on every query set, makes it the
-default for ``full``.
+``full_pool_factor`` (:func:`mmrag.store.tokens.merge_tokens`: background and repeated
+templates merged, content regions kept whole) is what brings a page under 64 KB. On hard queries
+(scale.py, noise 2.0, 2,000 pages, 200 queries, ``distinct@32 -> full@10``):
+
+==========================  ============  ==========  ===========  ==========================
+``full``                    on disk/page  top-1       recall@10    ``full@10`` alone: top-1
+==========================  ============  ==========  ===========  ==========================
+turbo8, every token         129 KB        1.00        0.847        1.00
+turbo8, factor 3 (default)  44 KB         0.99        0.837        0.99
+turbo4, factor 2            33 KB         0.97        0.80         0.97
+==========================  ============  ==========  ===========  ==========================
+
+Merging the whole page at once (the previous merge, without groups) kept 0.90 top-1 and about
+0.55 recall@10 at factor 2. turbo8's engine scores equal MaxSim over the vectors it returns (to
+1e-7; turbo4's differ by ~1e-3), so rerankers and region citations that read the stored vectors
+agree with the search; that, and the top-1 above, makes it the default for ``full``.
 
 Example:
     >>> from mmrag.store.codecs import CODECS, codec_of, merged_codecs
@@ -134,11 +144,12 @@ CODECS: tuple[str, ...] = tuple(_CODECS)
 #: The codec of each vector name not configured (pooled views not listed take ``float16``).
 #: ``full`` is ``turbo8``: exact float32 MaxSim's top-1 kept on every measured query set at a
 #: quarter of float32's disk; ``turbo4`` halves that again at 0.94-0.975 top-1 on hard queries
-#: (see the module docstring and ``benchmarks/scale.py``). ``distinct``, where the default plan
-#: starts, is ``uint8``: its HNSW search runs on the int8 copy in RAM (4 KB per page) and
-#: rescores with the float16 originals; measured on scale.py's 10,000 pages
-#: (``distinct@32 -> full@10``, 200 queries) it kept the exact top-1 for 0.995 of the queries
-#: against float16's 0.985, with p50 62-76 ms against ~85 ms and a 27 % faster HNSW build.
+#: (see the module docstring and ``benchmarks/scale.py``); with ``pooling.full_pool_factor = 3``
+#: (the default) it stores a third of the tokens. ``distinct``, where the default plan starts,
+#: is ``turbo8`` too (4 KB per page): on scale.py's 2,000 pages with hard queries (noise 2.0,
+#: 200 queries, ``distinct@32 -> full@10``, full turbo8 / factor 3) it kept the same top-1
+#: (0.99) and recall@10 (0.838 against 0.837) as ``uint8`` (float16 originals plus an int8
+#: copy, 12 KB per page), which measured 0.995 against float16's 0.985 at 10,000 pages.
 DEFAULT_CODECS: Mapping[str, str] = {
     "dense": "float32",
     "full": "turbo8",
@@ -148,7 +159,7 @@ DEFAULT_CODECS: Mapping[str, str] = {
     "tiles": "float16",
     "smooth_rows": "float16",
     "hier": "float16",
-    "distinct": "uint8",
+    "distinct": "turbo8",
     "muvera": "float16",
 }
 

@@ -66,12 +66,13 @@ def merge_tokens(multi: np.ndarray, pool_factor: int) -> tuple[np.ndarray, np.nd
     ones shrink. Each group shrinks by rounds of bipartite matching (Bolya et al., 2023, "Token
     Merging"): its tokens split alternately into two sets, each token of the first finds its
     most similar (cosine) token of the second, and the most similar pairs merge (size-weighted
-    means).
+    means, then scaled to the mean length of the tokens they replace).
 
-    Measured on the benchmarks' synthetic pages (2,000 pages, 200 queries, float32, exact
-    MaxSim over the merged vectors against every token): factor 2 keeps the exact top-1 for
-    0.995-1.00 of queries and 0.98-1.00 of the top 10, where merging the whole page at once
-    (the same matching without groups) kept 0.68-1.00 and 0.54-0.89. 3-5 ms per page.
+    Measured on the benchmarks' synthetic pages (2,000 pages, 200 queries, exact MaxSim over the
+    merged float32 means against every token): factor 2 kept the exact top-1 for 0.995-1.00 of
+    queries and 0.98-1.00 of the top 10, where merging the whole page at once (the same
+    matching without groups) kept 0.68-1.00 and 0.54-0.89. In the store (``benchmarks/scale.py``,
+    turbo8, factor 3, hard queries) ``full@10`` alone kept 0.99 top-1. 3-6 ms per page.
 
     Example:
         >>> import numpy as np
@@ -103,7 +104,15 @@ def merge_tokens(multi: np.ndarray, pool_factor: int) -> tuple[np.ndarray, np.nd
         merged.append(vectors)
         assignment[members] = offset + local
         offset += vectors.shape[0]
-    return np.concatenate(merged), assignment
+    # Each merged vector gets the mean length of its tokens (a mean of unit tokens is shorter):
+    # Qdrant normalises cosine vectors on write, qdrant-client's local mode does not, so every
+    # backend then stores, scores and returns the same vectors.
+    out = np.concatenate(merged)  # (m, d)
+    lengths = np.linalg.norm(tokens, axis=1)  # (n,)
+    counts = np.bincount(assignment, minlength=out.shape[0])
+    wanted = np.bincount(assignment, weights=lengths, minlength=out.shape[0]) / counts
+    out *= (wanted / np.maximum(np.linalg.norm(out, axis=1), 1e-12))[:, None].astype(np.float32)
+    return out, assignment
 
 
 def _water_fill(sizes: np.ndarray, target: int) -> np.ndarray:

@@ -46,9 +46,12 @@ __all__ = [
 DIM = 16
 #: The patch grid of every page: ``(rows, cols)``.
 GRID = (4, 4)
-#: The pooled views stored with each page.
+#: The pooled views stored with each page; ``full`` keeps every token (the reference scores are
+#: MaxSim over all of them).
 POOLING = PoolingConfig(
-    views=["global", "rows", "muvera"], muvera={"k_sim": 2, "dim_proj": 4, "r_reps": 2}
+    views=["global", "rows", "muvera"],
+    muvera={"k_sim": 2, "dim_proj": 4, "r_reps": 2},
+    full_pool_factor=1,
 )
 #: Page ``i`` belongs to ``SOURCES[i % 4]``: a PDF, a PDF, an image, a video.
 SOURCES = ("alpha.pdf", "beta.pdf", "gamma.png", "delta.mp4")

@@ -33,12 +33,15 @@ def _noise_page(path: Path, size: tuple[int, int] = (112, 112), seed: int = 0) -
     return path
 
 
-def _pipeline(family: str, model: Path, tmp_path: Path) -> Pipeline:
+def _pipeline(family: str, model: Path, tmp_path: Path, full_pool_factor: int = 3) -> Pipeline:
+    """A pipeline over ``tmp_path / "index"``; ``full_pool_factor`` 1 stores every token (the
+    planted tests query with the stored vectors of chosen cells), the default 3 merges."""
     config = PipelineConfig.from_dict(
         {
             "embedder": {"type": family, "init_parameters": {"model": str(model), "device": "cpu"}},
             "ingest": {"dpi": 144},
             "store": {"path": str(tmp_path / "index")},
+            "pooling": {"full_pool_factor": full_pool_factor},
         }
     )
     return Pipeline(config)
@@ -64,7 +67,7 @@ def _planted_hit(pipe: Pipeline) -> tuple[Hit, tuple[int, int, int, int], tuple[
 def test_planted_region_is_the_top_box_on_an_image(family, request, tmp_path):
     model = request.getfixturevalue(f"tiny_{family}")
     page = _noise_page(tmp_path / "page.png")
-    with _pipeline(family, model, tmp_path) as pipe:
+    with _pipeline(family, model, tmp_path, full_pool_factor=1) as pipe:
         assert pipe.index([page]).ok
         hit, (r0, c0, r1, c1), (rows, cols) = _planted_hit(pipe)
         width, height = hit.item.width, hit.item.height
@@ -85,7 +88,7 @@ def test_planted_region_on_a_pdf_page_is_in_points(tiny_colpali, tmp_path):
     page.insert_image(page.rect, filename=str(image))
     doc.save(pdf)
     doc.close()
-    with _pipeline("colpali", tiny_colpali, tmp_path) as pipe:
+    with _pipeline("colpali", tiny_colpali, tmp_path, full_pool_factor=1) as pipe:
         assert pipe.index([pdf]).ok
         hit, (r0, c0, r1, c1), (rows, cols) = _planted_hit(pipe)
         assert hit.item.details["render_dpi"] == pytest.approx(144)

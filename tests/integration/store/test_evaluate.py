@@ -100,7 +100,7 @@ def reference_run(root, embedder: ColorEmbedder, depth: int) -> dict[str, list[s
 
 @pytest.fixture(params=["embedded", "local"])
 def store(request, tmp_path):
-    pooling = PoolingConfig(views=["global", "rows"])
+    pooling = PoolingConfig(views=["global", "rows"], full_pool_factor=1)  # every token
     schema = CollectionSchema.for_embedder("toy-colors@1", "multi", DIM, pooling)
     if request.param == "embedded":
         s = EmbeddedStore(tmp_path / "index", "eval", schema)

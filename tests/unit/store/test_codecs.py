@@ -14,9 +14,8 @@ from mmrag.store.tokens import merge_pool, merge_tokens, pack_assignment, unpack
 
 
 def _schema(**codecs: str) -> CollectionSchema:
-    return CollectionSchema.for_embedder(
-        "colqwen2@v1", "multi", 128, PoolingConfig(views=["global", "rows"]), codecs=codecs
-    )
+    pooling = PoolingConfig(views=["global", "rows"], full_pool_factor=1)
+    return CollectionSchema.for_embedder("colqwen2@v1", "multi", 128, pooling, codecs=codecs)
 
 
 def test_the_schema_records_a_codec_for_every_dense_vector():
@@ -77,6 +76,12 @@ def test_codec_specs_say_what_they_store_and_search():
     assert codec_spec("binary").storage == "float16" and codec_spec("binary").rescored
 
 
+def _merged(tokens: np.ndarray) -> np.ndarray:
+    """What one vector merged from ``tokens`` is: their mean, at their mean length."""
+    mean = tokens.mean(axis=0)
+    return mean * np.linalg.norm(tokens, axis=1).mean() / np.linalg.norm(mean)
+
+
 def test_merge_pool_keeps_a_weighted_mean_of_the_tokens():
     rng = np.random.default_rng(0)
     tokens = rng.standard_normal((100, 16)).astype(np.float32)
@@ -84,7 +89,7 @@ def test_merge_pool_keeps_a_weighted_mean_of_the_tokens():
         merged = merge_pool(tokens, factor)
         assert merged.shape == (expected, 16)
     # Every merge is a size-weighted mean, so one vector in the end is the mean of all tokens.
-    np.testing.assert_allclose(merge_pool(tokens, 100)[0], tokens.mean(axis=0), atol=1e-5)
+    np.testing.assert_allclose(merge_pool(tokens, 100)[0], _merged(tokens), atol=1e-5)
     # Near-duplicates merge first: two tight clusters become their two means.
     a, b = rng.standard_normal(16), rng.standard_normal(16)
     pair = np.stack(
@@ -94,7 +99,7 @@ def test_merge_pool_keeps_a_weighted_mean_of_the_tokens():
     merged = merge_pool(pair, 4)
     assert merged.shape == (2, 16)
     centres = sorted(merged.tolist(), key=lambda v: float(np.dot(v, a)), reverse=True)
-    np.testing.assert_allclose(centres[0], pair[:4].mean(axis=0), atol=1e-4)
+    np.testing.assert_allclose(centres[0], _merged(pair[:4]), atol=1e-4)
     with pytest.raises(ValueError, match="pool_factor"):
         merge_pool(tokens, 0)
 
@@ -158,7 +163,8 @@ def test_merge_tokens_maps_every_token_to_the_mean_it_went_into():
         assert assignment.shape == (len(page),)
         assert set(assignment.tolist()) == set(range(len(merged)))  # every vector is used
         for j in (0, len(merged) // 2, len(merged) - 1):
-            np.testing.assert_allclose(merged[j], page[assignment == j].mean(axis=0), atol=1e-5)
+            # the mean of its tokens, at their (unit) length: what Qdrant stores for cosine
+            np.testing.assert_allclose(merged[j], _merged(page[assignment == j]), atol=1e-5)
     again = merge_tokens(page, 2)
     np.testing.assert_array_equal(again[1], merge_tokens(page, 2)[1])  # deterministic
 
@@ -179,7 +185,7 @@ def test_merge_tokens_keeps_content_whole_and_maxsim_on_it_exact():
 
 
 def test_the_merge_assignment_packs_small_and_round_trips():
-    merged, assignment = merge_tokens(_page_with_content(np.random.default_rng(3))[0], 2)
+    _, assignment = merge_tokens(_page_with_content(np.random.default_rng(3))[0], 2)
     packed = pack_assignment(assignment)
     assert isinstance(packed, str) and len(packed) < 2 * len(assignment)
     np.testing.assert_array_equal(unpack_assignment(packed), assignment)

@@ -19,6 +19,8 @@ pytestmark = pytest.mark.unit
 
 
 def multi_schema(**kwargs) -> CollectionSchema:
+    """A multi-vector schema; ``full`` keeps every token unless ``full_pool_factor`` is given."""
+    kwargs.setdefault("full_pool_factor", 1)
     pooling = PoolingConfig(views=kwargs.pop("views", ["global", "rows"]), **kwargs)
     return CollectionSchema.for_embedder("colqwen2@v1", "multi", 128, pooling)
 
@@ -40,12 +42,17 @@ def test_multi_vector_schema_names_every_vector_and_how_it_is_indexed():
     assert specs["text"].sparse
 
 
-def test_the_default_first_stage_view_has_a_denser_graph_searched_on_int8():
-    specs = CollectionSchema.for_embedder("colqwen2@v1", "multi", 128, PoolingConfig()).vectors()
+def test_the_default_schema_has_a_denser_first_stage_graph_and_merged_full():
+    schema = CollectionSchema.for_embedder("colqwen2@v1", "multi", 128, PoolingConfig())
+    specs = schema.vectors()
     assert list(specs) == ["global", "distinct", "full"]
     distinct = specs["distinct"]
     assert (distinct.hnsw_m, distinct.ef_construct) == (32, 200)
-    assert distinct.codec == "uint8" and codec_spec("uint8").rescored  # int8 in RAM, rescored
+    assert distinct.codec == specs["full"].codec == "turbo8"  # TurboQuant codes, no originals
+    assert not codec_spec("turbo8").rescored
+    # `full` keeps a third of the tokens, merged by the grouped merge (recorded: a collection
+    # merged another way is a mismatch).
+    assert schema.full_pool_factor == 3 and schema.pooling["full_merge"] == "groups"
     rows = multi_schema(views=["rows", "distinct"]).vectors()["rows"]
     assert (rows.hnsw_m, rows.ef_construct) == (16, 100)
 
