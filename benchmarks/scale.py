@@ -20,6 +20,9 @@ generating and pooling the vectors is reported apart (``pool_ms_per_page``).
 every token, the queries scored as one batch). ``anon_rss_bytes_per_page`` is the growth of
 the process's anonymous memory (RssAnon) from before the store is opened to after the queries.
 
+``--also 'PLAN'`` (or ``'PLAN|EF'``, with an HNSW search width) measures another plan on the same
+build, reported under ``other_plans``.
+
 Run: ``python benchmarks/scale.py`` (10^4 then 10^5 pages; hours on 2 cores) or
 ``python benchmarks/scale.py --pages 2000``.
 """
