@@ -203,7 +203,7 @@ def test_open_store_takes_the_codecs_from_the_config(tmp_path, pages):
     store = open_store(config.store, schema)
     try:
         assert store.schema.codecs["full"] == "binary2"
-        assert store.schema.codecs["distinct"] == DEFAULT_CODECS["distinct"] == "turbo8"
+        assert store.schema.codecs["distinct"] == DEFAULT_CODECS["distinct"] == "uint8"
     finally:
         store.close()
     with pytest.raises(CollectionMismatchError, match="binary2"):
