@@ -17,7 +17,7 @@ import numpy as np
 
 from mmrag.errors import MissingDependencyError
 from mmrag.store._base import EngineQuery, filter_matches, filter_ranges
-from mmrag.store.codecs import SearchOptions, codec_spec
+from mmrag.store.codecs import SearchOptions, codec_spec, search_params
 from mmrag.store.contract import PENDING_FIELD, RRF_K
 from mmrag.store.plan import QueryNode
 from mmrag.store.records import Point, QueryVector, Record, SearchFilter, SparseVector
@@ -183,20 +183,8 @@ class QdrantTranslator:
     def _params(self, node: QueryNode, request: EngineQuery) -> Any:
         if self._local or node.is_fusion:  # local mode is always exact (and warns on params)
             return None
-        m = self.m
         options = self._options(node, request)
-        if options is None:
-            return None
-        quantization = None
-        if options.ignore_quantization:  # exact: scored with the originals
-            quantization = m.QuantizationSearchParams(ignore=True)
-        elif options.oversampling is not None:  # quantized candidates, rescored
-            quantization = m.QuantizationSearchParams(
-                rescore=True, oversampling=options.oversampling
-            )
-        if options.exact:
-            return m.SearchParams(exact=True, quantization=quantization)
-        return m.SearchParams(hnsw_ef=options.hnsw_ef, quantization=quantization)
+        return None if options is None else search_params(options, self.m)
 
     def _prefetch(self, node: QueryNode, request: EngineQuery, filter: Any) -> Any:
         m = self.m

@@ -74,6 +74,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from mmrag.errors import ConfigError
 
@@ -90,6 +91,7 @@ __all__ = [
     "codecs_for",
     "merged_codecs",
     "search_options",
+    "search_params",
 ]
 
 
@@ -257,3 +259,27 @@ def search_options(
     if oversampling is None and ef is None:
         return None
     return SearchOptions(oversampling=oversampling, hnsw_ef=ef)
+
+
+def search_params(options: SearchOptions, engine: Any) -> Any:
+    """``options`` as the engine's ``SearchParams``: ``engine`` is ``qdrant_edge`` or
+    ``qdrant_client.models``, whose ``SearchParams`` / ``QuantizationSearchParams`` take the
+    same arguments (each backend calls this; neither is imported here).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> from mmrag.store.codecs import SearchOptions, search_params
+        >>> engine = SimpleNamespace(SearchParams=dict, QuantizationSearchParams=dict)
+        >>> search_params(SearchOptions(oversampling=2.0, hnsw_ef=64), engine)
+        {'hnsw_ef': 64, 'quantization': {'rescore': True, 'oversampling': 2.0}}
+    """
+    quantization = None
+    if options.ignore_quantization:  # exact: scored with the originals
+        quantization = engine.QuantizationSearchParams(ignore=True)
+    elif options.oversampling is not None:  # quantized candidates, rescored
+        quantization = engine.QuantizationSearchParams(
+            rescore=True, oversampling=options.oversampling
+        )
+    if options.exact:
+        return engine.SearchParams(exact=True, quantization=quantization)
+    return engine.SearchParams(hnsw_ef=options.hnsw_ef, quantization=quantization)

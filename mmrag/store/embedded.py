@@ -45,7 +45,7 @@ from mmrag.store._integrity import (
     write_state,
 )
 from mmrag.store._integrity import write_json_atomic as _write_json_atomic
-from mmrag.store.codecs import codec_spec
+from mmrag.store.codecs import codec_spec, search_params
 from mmrag.store.contract import (
     FILTER_FIELDS,
     PENDING_FIELD,
@@ -330,20 +330,8 @@ class EmbeddedStore(BaseStore):
         return self._edge.Point(point.id, vectors, dict(point.payload))
 
     def _params(self, node: QueryNode, request: EngineQuery) -> Any:
-        e = self._edge
         options = self._search_options(node, request)
-        if options is None:
-            return None
-        quantization = None
-        if options.ignore_quantization:  # exact: scored with the originals
-            quantization = e.QuantizationSearchParams(ignore=True)
-        elif options.oversampling is not None:  # quantized candidates, rescored
-            quantization = e.QuantizationSearchParams(
-                rescore=True, oversampling=options.oversampling
-            )
-        if options.exact:
-            return e.SearchParams(exact=True, quantization=quantization)
-        return e.SearchParams(hnsw_ef=options.hnsw_ef, quantization=quantization)
+        return None if options is None else search_params(options, self._edge)
 
     def _node(self, node: QueryNode, request: EngineQuery, filter: Any) -> tuple[Any, list[Any]]:
         """The (query, prefetches) of one node of the plan tree."""
