@@ -40,6 +40,7 @@ from mmrag.types import Embedding, Hit, Item, Modality, Region
 
 if TYPE_CHECKING:
     from mmrag.store.contract import VectorStore
+    from mmrag.store.schema import CollectionSchema
 
 __all__ = [
     "REGIONS_MAX_K",
@@ -232,11 +233,11 @@ def query_tokens(embedding: Embedding) -> np.ndarray | None:
     return embedding.multi  # every token the query scores with (an image query's too)
 
 
-def merged_full(schema: Any) -> bool:
+def merged_full(schema: CollectionSchema) -> bool:
     """Whether the collection stores its ``full`` pages merged (``full_pool_factor`` > 1):
     its points then carry the token -> vector map in the payload
     (:data:`~mmrag.store.contract.FULL_MERGE_FIELD`)."""
-    return int(dict(schema.pooling or {}).get("full_pool_factor", 1) or 1) > 1
+    return schema.full_pool_factor > 1
 
 
 def stored_patches(
