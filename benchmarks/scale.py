@@ -20,8 +20,10 @@ generating and pooling the vectors is reported apart (``pool_ms_per_page``).
 every token, the queries scored as one batch). ``anon_rss_bytes_per_page`` is the growth of
 the process's anonymous memory (RssAnon) from before the store is opened to after the queries.
 
-``--also 'PLAN'`` (or ``'PLAN|EF'``, with an HNSW search width) measures another plan on the same
-build, reported under ``other_plans``.
+``--also 'PLAN'`` (or ``'PLAN|EF'``, with an HNSW search width, or ``'PLAN|exact'``, every stage
+searched exactly: what the views alone keep, without the HNSW graph) measures another plan on the
+same build, reported under ``other_plans``. ``--keep`` keeps the store and, beside it, the queries
+and the exact top-10 (``scale<pages>.npz``), so other plans can be measured on it later.
 
 Run: ``python benchmarks/scale.py`` (10^4 then 10^5 pages; hours on 2 cores) or
 ``python benchmarks/scale.py --pages 2000``.
@@ -42,6 +44,7 @@ import numpy as np
 
 from mmrag.config import PipelineConfig
 from mmrag.embedders.pooling import Pooler
+from mmrag.store._base import EngineQuery, plan_tree
 from mmrag.store.embedded import EmbeddedStore
 from mmrag.store.plan import Plan, parse_plan
 from mmrag.store.records import Point
@@ -192,14 +195,20 @@ def run(pages: int, args: argparse.Namespace, root: Path) -> dict[str, object]:
     exact_top10 = np.argsort(-exact, axis=1)[:, :10]
     index_of = {pid: i for i, pid in enumerate(ids)}
 
-    def measure(stages: Plan, ef: int | None = None) -> tuple[list[float], float, float]:
-        """Latencies, top-1 agreement and recall@10 of ``stages`` (HNSW search width ``ef``)
-        against exact MaxSim."""
+    def measure(
+        stages: Plan, ef: int | None = None, exact: bool = False
+    ) -> tuple[list[float], float, float]:
+        """Latencies, top-1 agreement and recall@10 of ``stages`` (HNSW search width ``ef``;
+        ``exact``: every stage searched exactly) against exact MaxSim."""
         latencies, top1, recall = [], [], []
         for q in range(args.queries):
             vectors = {name: queries[q] for name in schema.vector_names if name != "text"}
             t = time.perf_counter()
-            hits = store.query(stages, vectors, with_payload=False, hnsw_ef=ef)
+            if exact:  # the store's engine query, as `query` builds it, with exact search
+                request = EngineQuery(plan_tree(stages), vectors, with_payload=False, exact=True)
+                hits = store._run([request])[0]
+            else:
+                hits = store.query(stages, vectors, with_payload=False, hnsw_ef=ef)
             latencies.append(time.perf_counter() - t)
             got = [index_of[h.id] for h in hits[:10]]
             top1.append(bool(got) and got[0] == exact_top10[q, 0])
@@ -210,7 +219,9 @@ def run(pages: int, args: argparse.Namespace, root: Path) -> dict[str, object]:
     others = {}
     for text in args.also or []:
         stages, _, ef = text.partition("|")
-        times, top1_other, recall_other = measure(parse_plan(stages), int(ef) if ef else None)
+        exact_search = ef.strip() == "exact"
+        width = int(ef) if ef and not exact_search else None
+        times, top1_other, recall_other = measure(parse_plan(stages), width, exact_search)
         others[text] = {
             "p50_ms": round(1000 * float(np.median(times)), 2),
             "top1_vs_exact": round(top1_other, 4),
@@ -249,7 +260,9 @@ def run(pages: int, args: argparse.Namespace, root: Path) -> dict[str, object]:
         "full_pool_factor": schema.full_pool_factor,
         "other_plans": others,
     }
-    if not args.keep:
+    if args.keep:
+        np.savez(root / f"scale{pages}.npz", queries=queries, exact_top10=exact_top10, ids=ids)
+    else:
         shutil.rmtree(root / f"scale{pages}", ignore_errors=True)
     return result
 
