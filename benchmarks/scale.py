@@ -44,9 +44,9 @@ import numpy as np
 
 from mmrag.config import PipelineConfig
 from mmrag.embedders.pooling import Pooler
-from mmrag.store._base import EngineQuery, plan_tree
+from mmrag.store._engine import EngineQuery
 from mmrag.store.embedded import EmbeddedStore
-from mmrag.store.plan import Plan, parse_plan
+from mmrag.store.plan import Plan, parse_plan, plan_tree
 from mmrag.store.records import Point
 from mmrag.store.schema import CollectionSchema
 from mmrag.types import Embedding, Item
@@ -145,6 +145,8 @@ def run(pages: int, args: argparse.Namespace, root: Path) -> dict[str, object]:
         pooling["full_pool_factor"] = args.full_pool_factor
     if args.views:
         pooling["views"] = args.views.split(",")
+    if args.token_index is not None:
+        pooling["token_index"] = args.token_index == "on"
     config = PipelineConfig.from_dict({"store": {"codecs": overrides}, "pooling": pooling})
     schema = CollectionSchema.for_embedder(
         EMBEDDER, "multi", DIM, config.pooling, codecs=config.store.codecs
@@ -202,7 +204,7 @@ def run(pages: int, args: argparse.Namespace, root: Path) -> dict[str, object]:
         ``exact``: every stage searched exactly) against exact MaxSim."""
         latencies, top1, recall = [], [], []
         for q in range(args.queries):
-            vectors = {name: queries[q] for name in schema.vector_names if name != "text"}
+            vectors = dict.fromkeys(stages.vectors, queries[q])
             t = time.perf_counter()
             if exact:  # the store's engine query, as `query` builds it, with exact search
                 request = EngineQuery(plan_tree(stages), vectors, with_payload=False, exact=True)
@@ -291,6 +293,11 @@ def main(argv: list[str] | None = None) -> int:
         "--full-pool-factor", type=int, help="pooling.full_pool_factor (default: the config's)"
     )
     parser.add_argument("--views", help="pooled views, e.g. global,rows (default: the config's)")
+    parser.add_argument(
+        "--token-index",
+        choices=("on", "off"),
+        help="pooling.token_index (default: the config's); plans starting with tokens@K need it",
+    )
     parser.add_argument(
         "--codec-queries",
         type=int,

@@ -49,6 +49,7 @@ from mmrag.pipeline.ingest.options import IngestConfig
 from mmrag.registry import resolve, validate_type
 from mmrag.store.codecs import CODECS_HELP, FULL_POOL_HELP, merged_codecs
 from mmrag.store.plan import parse_plan
+from mmrag.store.token_index import TOKEN_INDEX_HELP
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -210,6 +211,7 @@ class PoolingConfig(_Section):
     window: int = Field(3, ge=1, description="Rows averaged by the `smooth_rows` view.")
     pool_factor: int = Field(3, ge=1, description="Token reduction of the `hier` view.")
     full_pool_factor: int = Field(3, ge=1, description=FULL_POOL_HELP)
+    token_index: bool = Field(False, description=TOKEN_INDEX_HELP)
     muvera: MuveraConfig = Field(default_factory=MuveraConfig)
     seed: int = 0
 

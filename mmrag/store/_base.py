@@ -12,74 +12,29 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mmrag.errors import ConfigError
+from mmrag.store import token_index
+from mmrag.store._engine import EngineQuery, filter_matches, filter_ranges
 from mmrag.store.codecs import SearchOptions, search_options
 from mmrag.store.contract import (
     FILTER_FIELDS,
     METADATA_FIELD,
-    TENANT_FIELD,
     CollectionInfo,
     StoreError,
     metadata_index_type,
 )
-from mmrag.store.plan import QueryNode, plan_tree
+from mmrag.store.plan import Plan, QueryNode, plan_tree
 from mmrag.store.records import Point, QueryVector, Record, ScoredRecord, SearchFilter
 from mmrag.store.schema import CollectionSchema
 
 if TYPE_CHECKING:
-    from mmrag.store.plan import Plan
     from mmrag.types import Embedding, Item
 
 __all__ = ["BaseStore", "EngineQuery", "filter_matches", "filter_ranges"]
 
 logger = logging.getLogger(__name__)
-
-
-def filter_matches(filter: SearchFilter) -> list[tuple[str, tuple[Any, ...]]]:
-    """The payload keys a filter matches and the values (any of) each may take, in the
-    payload's own key names; the backends translate them to their engine's conditions."""
-    out: list[tuple[str, tuple[Any, ...]]] = []
-    for key, values in (
-        ("source", filter.sources),
-        ("modality", filter.modalities),
-        ("content_id", filter.content_ids),
-    ):
-        if values:
-            out.append((key, tuple(values)))
-    if filter.tenant is not None:
-        out.append((TENANT_FIELD, (filter.tenant,)))
-    for key, value in filter.metadata.items():
-        values = value if isinstance(value, tuple) else (value,)
-        out.append((f"{METADATA_FIELD}.{key}", values))
-    return out
-
-
-def filter_ranges(filter: SearchFilter) -> list[tuple[str, tuple[float | None, float | None]]]:
-    """The inclusive numeric ranges of a filter (the page range, user ranges), by payload key."""
-    out: list[tuple[str, tuple[float | None, float | None]]] = []
-    if filter.page_range is not None:
-        out.append(("page", filter.page_range))
-    out.extend((f"{METADATA_FIELD}.{key}", bounds) for key, bounds in filter.ranges.items())
-    return out
-
-
-@dataclass(frozen=True)
-class EngineQuery:
-    """One engine query: the plan tree, the query vector of each name, the filter, options.
-
-    ``exact`` forces exact search at every stage; ``hnsw_ef`` sets the HNSW candidate list of
-    every HNSW stage (at least the stage's limit); ``None`` keeps the engine's default.
-    """
-
-    root: QueryNode
-    vectors: Mapping[str, QueryVector]
-    filter: SearchFilter | None = None
-    with_payload: bool = True
-    exact: bool = False
-    hnsw_ef: int | None = None
 
 
 class BaseStore(abc.ABC):
@@ -96,6 +51,7 @@ class BaseStore(abc.ABC):
         self._read_lock: Any = self._write_lock if lock_reads else contextlib.nullcontext()
         self._closed = False
         self._indexed: set[str] | None = None  # payload keys with an index (read on first write)
+        self._tokens: BaseStore | None = None  # the token index (see mmrag.store.token_index)
 
     # -- identity ---------------------------------------------------------------------------------
 
@@ -163,6 +119,8 @@ class BaseStore(abc.ABC):
         with self._write_lock:
             self._on_write()
             self._index_metadata(unique)
+            if self._tokens is not None:  # first: a crash leaves no page the token search misses
+                token_index.write_tokens(self._tokens, unique)
             self._upsert_batch(unique)
         logger.debug("upserted %d points into %s", len(unique), self._where())
         return len(batch)
@@ -175,6 +133,8 @@ class BaseStore(abc.ABC):
             with self._write_lock:
                 self._on_write()
                 self._delete_ids(ids)
+                if self._tokens is not None:
+                    self._tokens.delete(token_index.page_token_ids(ids))
 
     def _index_metadata(self, points: list[Point]) -> None:
         """Give every user metadata field a payload index the first time it is written (its
@@ -203,8 +163,11 @@ class BaseStore(abc.ABC):
         with self._write_lock:
             n = self._count(selector)
             if n:
+                pages = [r.id for r in self.iter_records(selector)] if self._tokens else []
                 self._on_write()
                 self._delete_filter(selector)
+                if self._tokens is not None:
+                    self._tokens.delete(token_index.page_token_ids(pages))
         logger.info("deleted %d points of %s from %s", n, source, self._where())
         return n
 
@@ -224,6 +187,8 @@ class BaseStore(abc.ABC):
         self._check_open()
         with self._write_lock:
             self._optimize()
+            if self._tokens is not None:
+                self._tokens.optimize()
 
     @contextlib.contextmanager
     def bulk(self) -> Iterator[None]:
@@ -242,7 +207,8 @@ class BaseStore(abc.ABC):
         self._check_open()
         restore = self._defer_indexing()
         try:
-            yield
+            with self._tokens.bulk() if self._tokens is not None else contextlib.nullcontext():
+                yield
         finally:
             if restore is not None and not self._closed:
                 restore()
@@ -256,6 +222,8 @@ class BaseStore(abc.ABC):
         if self._closed:
             return
         with self._write_lock:
+            if self._tokens is not None:
+                self._tokens.close()
             self._close()
             self._closed = True
 
@@ -354,17 +322,35 @@ class BaseStore(abc.ABC):
                 raise ConfigError(f"plan {plan} needs query vectors for {missing}")
         if hnsw_ef is not None and hnsw_ef < 1:
             raise ConfigError(f"hnsw_ef must be >= 1, got {hnsw_ef}")
-        requests = [
-            EngineQuery(root, vectors, filter, with_payload=with_payload, hnsw_ef=hnsw_ef)
-            for vectors in batch
-        ]
+        if plan.stages[0].using == token_index.TOKENS_STAGE:
+            requests, asked = token_index.requests(
+                self._tokens, plan, batch, filter, with_payload=with_payload, hnsw_ef=hnsw_ef
+            )
+        else:
+            requests = [
+                EngineQuery(root, vectors, filter, with_payload=with_payload, hnsw_ef=hnsw_ef)
+                for vectors in batch
+            ]
+            asked = [True] * len(batch)
         with self._read_lock:
-            return self._run(requests)
+            results = iter(self._run(requests) if requests else [])
+        return [next(results) if ok else [] for ok in asked]
+
+    def _open_token_index(self, recreate: bool) -> None:
+        """Open the token index of a collection that keeps one (:mod:`~mmrag.store.token_index`)."""
+        if self.schema.token_index:
+            self._tokens = self._token_store(token_index.token_schema(self.schema), recreate)
+            token_index.heal(self, self._tokens)
+
+    def _token_store(self, schema: CollectionSchema, recreate: bool) -> BaseStore:
+        """Open (or create) the token index with ``schema``, in this backend."""
+        raise NotImplementedError(f"the {self.backend} store keeps no token index")
 
     def score(
         self, ids: Sequence[str], vectors: Mapping[str, QueryVector]
     ) -> dict[str, dict[str, float]]:
-        """Exact scores of the points ``ids`` on each named vector: ``{name: {id: score}}``.
+        """Exact scores of the points ``ids`` on each named vector: ``{name: {id: score}}``
+        (``tokens``: MaxSim over the page's token vectors, i.e. on ``distinct``).
 
         One exact, id-restricted search per vector name, all sent as one batch. A point with no
         score on a vector (e.g. no text for the BM25 channel) is left out of that name's dict.
@@ -375,10 +361,12 @@ class BaseStore(abc.ABC):
             return {name: {} for name in vectors}
         restrict = SearchFilter(ids=tuple(ids))
         names = list(vectors)
+        # The token stage's score of a page: MaxSim over its token vectors, its `distinct` view.
+        view = {token_index.TOKENS_STAGE: token_index.TOKEN_VIEW}
         requests = [
             EngineQuery(
-                QueryNode(using=name, limit=len(ids)),
-                vectors,
+                QueryNode(using=view.get(name, name), limit=len(ids)),
+                {view.get(name, name): vector for name, vector in vectors.items()},
                 restrict,
                 with_payload=False,
                 exact=True,
@@ -408,8 +396,9 @@ class BaseStore(abc.ABC):
 
     def check_plan(self, plan: Plan) -> None:
         """Raise :class:`ConfigError` if ``plan`` reads a vector this collection lacks."""
+        token_index.check_token_plan(plan, self.schema, self._where())
         have = self.schema.vector_names
-        missing = [n for n in plan.vectors if n not in have]
+        missing = [n for n in plan.vectors if n not in have and n != token_index.TOKENS_STAGE]
         if missing:
             hint = (
                 "enable the text channel (text=True) when creating the collection"
@@ -436,6 +425,7 @@ class BaseStore(abc.ABC):
             points=self.count(),
             sources=len(self.sources()),
             hnsw_vectors_per_point=per_point,
+            token_vectors=self._tokens.count() if self._tokens is not None else None,
         )
 
     def _vectors_per_point(self, name: str) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from mmrag.errors import MissingDependencyError
-from mmrag.store._base import EngineQuery, filter_matches, filter_ranges
+from mmrag.store._engine import EngineQuery, filter_matches, filter_ranges
 from mmrag.store.codecs import SearchOptions, codec_spec, search_params
 from mmrag.store.contract import PENDING_FIELD, RRF_K
 from mmrag.store.plan import QueryNode

@@ -201,6 +201,8 @@ class CollectionInfo:
     points: int
     sources: int
     hnsw_vectors_per_point: int
+    #: Vectors in the collection's token index (``None``: it keeps none).
+    token_vectors: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe view."""

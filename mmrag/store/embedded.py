@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 
 from mmrag.errors import MissingDependencyError
-from mmrag.store._base import BaseStore, EngineQuery, filter_matches, filter_ranges
+from mmrag.store._base import BaseStore
+from mmrag.store._engine import EngineQuery, filter_matches, filter_ranges
 from mmrag.store._integrity import (
     SCHEMA_FILE,
     SHARD_DIR,
@@ -56,6 +57,7 @@ from mmrag.store.contract import (
 from mmrag.store.plan import QueryNode
 from mmrag.store.records import Point, QueryVector, Record, ScoredRecord, SearchFilter, SparseVector
 from mmrag.store.schema import CollectionSchema, VectorSpec
+from mmrag.store.token_index import EMBEDDED_FOLDER
 
 __all__ = ["EmbeddedStore"]
 
@@ -114,6 +116,11 @@ class EmbeddedStore(BaseStore):
         self._dirty = False  # written since the point count was last recorded
         self._record_on_close = False  # no current point count is recorded yet
         self._open(schema, recreate)
+        try:
+            self._open_token_index(recreate)
+        except BaseException:
+            self._shard.close()  # release the folder's lock
+            raise
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -166,6 +173,17 @@ class EmbeddedStore(BaseStore):
             self._shard = self._create(shard_dir)
             self._record_on_close = self._check_count
             logger.info("created %s for %s", self._where(), self.schema.embedder_id)
+
+    def _token_store(self, schema: CollectionSchema, recreate: bool) -> EmbeddedStore:
+        # A collection in a folder inside this one's: deleted with it, locked with it.
+        return EmbeddedStore(
+            self._folder,
+            EMBEDDED_FOLDER,
+            schema,
+            recreate=recreate,
+            max_search_threads=self._max_search_threads,
+            check_count=self._check_count,
+        )
 
     def _verify_count(self) -> None:
         """Compare the shard's point count with the one recorded when it was last closed."""

@@ -33,7 +33,8 @@ from mmrag.errors import ConfigError
 
 __all__ = ["RERANK_STAGES", "VECTOR_NAMES", "Plan", "Stage", "parse_plan"]
 
-#: Named vectors a collection can hold (see DESIGN.md "Store").
+#: Named vectors a collection can hold (see DESIGN.md "Store"), and ``tokens``: its token index
+#: (:mod:`mmrag.store.token_index`).
 VECTOR_NAMES: tuple[str, ...] = (
     "dense",
     "global",
@@ -46,6 +47,7 @@ VECTOR_NAMES: tuple[str, ...] = (
     "muvera",
     "full",
     "text",
+    "tokens",
 )
 
 #: Stages the pipeline runs after the store's: a text cross-encoder, the configured reranker.

@@ -144,6 +144,11 @@ class CollectionSchema:
             object.__setattr__(self, "muvera_dim", int(r_reps * 2**k_sim * dim_proj))
         if self.full_pool_factor < 1:
             raise ConfigError(f"full_pool_factor must be >= 1, got {self.full_pool_factor}")
+        if self.token_index and "distinct" not in self.views:
+            raise ConfigError(
+                "pooling.token_index indexes the `distinct` view's vectors; add 'distinct' to "
+                "pooling.views, or set token_index = false"
+            )
         # Every dense vector's codec (configured ones validated, the rest the defaults).
         names = ["dense"] if self.kind == "single" else [*self.views, "full"]
         object.__setattr__(self, "codecs", codecs_for(names, merged_codecs(self.codecs)))
@@ -152,6 +157,11 @@ class CollectionSchema:
     def full_pool_factor(self) -> int:
         """How many document tokens are merged into each stored ``full`` vector (1: none)."""
         return int(self.pooling.get("full_pool_factor", 1) or 1)
+
+    @property
+    def token_index(self) -> bool:
+        """Whether the collection keeps a token index (:mod:`mmrag.store.token_index`)."""
+        return bool(self.pooling.get("token_index", False))
 
     @classmethod
     def for_embedder(
@@ -176,6 +186,8 @@ class CollectionSchema:
         if int(settings.get("full_pool_factor", 1) or 1) > 1:
             relevant["full_pool_factor"] = int(settings["full_pool_factor"])
             relevant["full_merge"] = MERGE_METHOD  # pages merged otherwise do not mix
+        if settings.get("token_index"):
+            relevant["token_index"] = True
         return cls(
             embedder_id=embedder_id,
             kind=kind,

@@ -38,7 +38,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from mmrag.store._base import BaseStore, EngineQuery
+from mmrag.store._base import BaseStore
+from mmrag.store._engine import EngineQuery
 from mmrag.store._server_connection import RetryPolicy, describe_client, local_client
 from mmrag.store._server_query import QdrantTranslator
 from mmrag.store.contract import (
@@ -50,6 +51,7 @@ from mmrag.store.contract import (
 )
 from mmrag.store.records import Point, Record, ScoredRecord, SearchFilter
 from mmrag.store.schema import CollectionSchema
+from mmrag.store.token_index import SERVER_SUFFIX
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -112,6 +114,7 @@ class ServerStore(BaseStore):
         self._m = self._q.m
         try:
             self._open(schema, recreate)
+            self._open_token_index(recreate)
         except BaseException:
             if owns_client:
                 client.close()
@@ -233,6 +236,18 @@ class ServerStore(BaseStore):
                 "mmrag records the embedder; use Qdrant 1.16 or newer"
             )
         logger.info("created %s for %s", self._where(), schema.embedder_id)
+
+    def _token_store(self, schema: CollectionSchema, recreate: bool) -> ServerStore:
+        return ServerStore(
+            self._client,
+            self._name + SERVER_SUFFIX,
+            schema,
+            recreate=recreate,
+            location=self._location,
+            retry=self._retry,
+            shard_number=self._shard_number,
+            replication_factor=self._replication_factor,
+        )
 
     def _stored_schema_or_none(self) -> CollectionSchema | None:
         info = self._call("reading the collection", self._client.get_collection, self._name)

@@ -116,7 +116,7 @@ def test_merge_pool_keeps_a_weighted_mean_of_the_tokens():
     ],
 )
 def test_both_engines_get_the_same_search_parameters(codec, exact, hnsw_ef, want):
-    from mmrag.store._base import EngineQuery
+    from mmrag.store._engine import EngineQuery
     from mmrag.store._server_query import QdrantTranslator
     from mmrag.store.plan import QueryNode
 

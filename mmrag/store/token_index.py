@@ -1,0 +1,302 @@
+"""Token-level candidate search: each page's ``distinct`` vectors, one by one, in an HNSW graph.
+
+The default plan used to start with ``distinct@32``: an HNSW graph whose nodes are whole pages,
+compared by MaxSim. Pages that share a template look alike to such a graph whatever their
+content, so it navigates worse as the collection grows: on ``benchmarks/scale.py``'s page-like
+pages its first stage kept the exact top-1 for 0.99 of queries at 10^4 pages and 0.96 at
+3 x 10^4, and at 10^4 it needed 29 ms of search for that (``hnsw_ef`` 200).
+
+With ``[pooling] token_index = true`` a collection also keeps its pages' ``distinct`` vectors
+(the 32 most distinct token groups of each page, :func:`mmrag.embedders.pooling.distinct_pool`)
+as single vectors, each with its page's id, in a companion collection: the *token index*
+(:data:`EMBEDDED_FOLDER` inside the embedded collection's folder; ``<name>__tokens`` on a
+server). A plan that starts with ``tokens@K`` searches it once per query token (the
+:data:`NEIGHBOURS` nearest vectors each), adds up each page's best similarity per query token
+(a query token that did not reach a page adds nothing to it), and hands the ``K`` best pages to
+the next stage, which scores them exactly: ``tokens@64 -> distinct@32 -> full@10``. It is
+PLAID's and ColBERTv2's candidate generation, over training-free centroids. On the same 10^4
+pages the token stage kept the exact top-1 among its candidates for every query, in 3–9 ms.
+
+Writes keep the two in step, so a crash never hides a page: a page's tokens are written before
+the page and deleted after it; at worst tokens of a page that does not exist remain, and no
+query returns them (the next stage only scores stored pages). A collection whose token index
+is missing or empty rebuilds it from the stored ``distinct`` vectors when it is opened.
+
+A query with a filter other than its tenant skips the token stage (the token index does not copy
+the pages' payloads): the next stage searches the filtered pages itself, with its own HNSW graph.
+
+Example:
+    >>> import uuid
+    >>> from mmrag.store.records import ScoredRecord
+    >>> from mmrag.store.token_index import aggregate, token_id
+    >>> a, b = str(uuid.uuid5(uuid.NAMESPACE_URL, "a")), str(uuid.uuid5(uuid.NAMESPACE_URL, "b"))
+    >>> def hit(score, page, index):
+    ...     return ScoredRecord(token_id(page, index), score, {})
+    >>> hits = [  # the nearest token vectors of two query tokens
+    ...     [hit(0.9, a, 0), hit(0.8, a, 1), hit(0.7, b, 0)],
+    ...     [hit(0.9, b, 3), hit(0.1, a, 0)],
+    ... ]
+    >>> aggregate(hits, 2) == [b, a]    # a: 0.9 + 0.1, b: 0.7 + 0.9
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mmrag.errors import ConfigError
+from mmrag.store._engine import EngineQuery
+from mmrag.store.contract import TENANT_FIELD
+from mmrag.store.plan import Plan, Stage, plan_tree
+from mmrag.store.records import Point, QueryVector, ScoredRecord, SearchFilter
+from mmrag.store.schema import CollectionSchema
+
+if TYPE_CHECKING:
+    from mmrag.store._base import BaseStore
+
+__all__ = [
+    "EMBEDDED_FOLDER",
+    "NEIGHBOURS",
+    "PAGE_FIELD",
+    "SERVER_SUFFIX",
+    "TOKENS_STAGE",
+    "aggregate",
+    "check_token_plan",
+    "page_token_ids",
+    "token_points",
+    "token_schema",
+]
+
+#: ``[pooling] token_index``, in the configuration's reference.
+TOKEN_INDEX_HELP = (
+    "Also index each page's `distinct` vectors one by one, for plans that start with "
+    "token-level candidate search (`tokens@64 -> distinct@32 -> full@10`; see "
+    "mmrag.store.token_index)."
+)
+#: The plan stage that searches the token index.
+TOKENS_STAGE = "tokens"
+#: The view whose vectors the token index holds.
+TOKEN_VIEW = "distinct"
+#: The token index of an embedded collection: a collection in this folder inside its folder.
+EMBEDDED_FOLDER = "tokens"
+#: The token index of collection ``NAME`` on a server: collection ``NAME__tokens``.
+SERVER_SUFFIX = "__tokens"
+#: Payload field of a token vector: the id of its page.
+PAGE_FIELD = "mmrag_page"
+#: How the token vectors are stored (float16: the graph is built on the originals).
+TOKEN_CODEC = "float16"
+#: Nearest token vectors each query token retrieves (at 10^4 pages, 16 already found every
+#: query's exact top-1; more widen the exact top 10 among the candidates: 0.66 at 32, 0.73 at 64).
+NEIGHBOURS = 64
+
+logger = logging.getLogger(__name__)
+
+#: Token vectors a page has at most: the ``distinct`` view's size
+#: (:data:`mmrag.embedders.pooling.DISTINCT_VECTORS`).
+PAGE_TOKENS = 32
+
+_KEEP = ~(0xF << 76 | 0x3 << 62) & (1 << 128) - 1  # every bit of a UUID but version, variant
+
+
+def token_schema(schema: CollectionSchema) -> CollectionSchema:
+    """The schema of ``schema``'s token index: one single vector per token, HNSW."""
+    return CollectionSchema(
+        embedder_id=f"{schema.embedder_id}#tokens",
+        kind="single",
+        dim=schema.dim,
+        codecs={"dense": TOKEN_CODEC},
+    )
+
+
+def token_id(page_id: str, index: int) -> str:
+    """The id of token vector ``index`` of page ``page_id``: the page's id (a version-5 UUID,
+    as every mmrag point id is) with its 6 version and variant bits replaced by ``index``, so
+    a search finds the page from the token's id alone (reading payloads made it 5x slower).
+
+    Example:
+        >>> from mmrag.store.token_index import page_of, token_id
+        >>> page = "9b6a1d1e-8c57-5d9a-a1f3-46b1f1b2a6f0"
+        >>> token_id(page, 17)
+        '9b6a1d1e-8c57-1d9a-61f3-46b1f1b2a6f0'
+        >>> page_of(token_id(page, 17)) == page
+        True
+    """
+    try:
+        value = uuid.UUID(page_id)
+    except ValueError:
+        value = None
+    if value is None or value.version != 5:
+        raise ConfigError(
+            f"point {page_id!r}: the token index needs mmrag's point ids (version-5 UUIDs, "
+            "mmrag.ids.item_id); write points built by Point.from_item, or turn "
+            "pooling.token_index off"
+        )
+    return str(uuid.UUID(int=(value.int & _KEEP) | (index & 0xF) << 76 | (index >> 4) << 62))
+
+
+def page_of(token: str) -> str:
+    """The page id of a token vector's id (:func:`token_id`'s inverse)."""
+    return str(uuid.UUID(int=(uuid.UUID(token).int & _KEEP) | 5 << 76 | 0b10 << 62))
+
+
+def page_token_ids(page_ids: Iterable[str], start: int = 0) -> list[str]:
+    """The ids of the token vectors ``start`` .. :data:`PAGE_TOKENS` - 1 of each page."""
+    return [token_id(page, j) for page in page_ids for j in range(start, PAGE_TOKENS)]
+
+
+def token_points(points: Sequence[Point]) -> tuple[list[Point], list[str]]:
+    """The token points of ``points`` (those with a ``distinct`` vector), and the ids of token
+    points they no longer have (a page written again with fewer distinct groups)."""
+    out: list[Point] = []
+    stale: list[str] = []
+    for point in points:
+        vectors = point.vectors.get(TOKEN_VIEW)
+        if vectors is None:
+            continue
+        rows = np.asarray(vectors, dtype=np.float32)  # (k, d)
+        payload: dict[str, object] = {PAGE_FIELD: point.id}
+        tenant = point.payload.get(TENANT_FIELD)
+        if tenant is not None:
+            payload[TENANT_FIELD] = tenant
+        ids = page_token_ids([point.id])
+        out.extend(Point(ids[j], {"dense": row}, payload) for j, row in enumerate(rows))
+        stale.extend(ids[len(rows) :])
+    return out, stale
+
+
+def write_tokens(tokens: BaseStore, points: Sequence[Point]) -> None:
+    """Write the token points of ``points`` into the token index ``tokens``."""
+    fresh, stale = token_points(points)
+    if stale:
+        tokens.delete(stale)
+    if fresh:
+        tokens.upsert(fresh, batch_size=1024)
+
+
+def heal(store: BaseStore, tokens: BaseStore) -> None:
+    """Rebuild ``store``'s token index ``tokens`` when it is empty and the store is not (it
+    was deleted, or the collection was written by a version that kept none)."""
+    if tokens.count() == 0 and store.count() > 0:
+        logger.warning("%s: rebuilding its token index from the stored pages", store)
+        pages = rebuild(store, tokens)
+        tokens.optimize()
+        logger.info("%s: token index rebuilt from %d pages", store, pages)
+
+
+def rebuild(store: BaseStore, tokens: BaseStore, batch_size: int = 64) -> int:
+    """Write the token points of every page of ``store`` into ``tokens``; returns the pages."""
+    pages, offset = 0, None
+    while True:
+        records, offset = store.scroll(limit=batch_size, offset=offset, with_vectors=True)
+        points = [Point(r.id, r.vectors, r.payload) for r in records if TOKEN_VIEW in r.vectors]
+        write_tokens(tokens, points)
+        pages += len(points)
+        if offset is None:
+            return pages
+
+
+def check_token_plan(plan: Plan, schema: CollectionSchema, where: str) -> None:
+    """Raise :class:`ConfigError` unless ``plan``'s use of ``tokens`` is one this store runs:
+    first, not fused, with a stage after it, on a collection that keeps a token index."""
+    fused = [m.using for s in plan.stages for m in s.fuse]
+    later = [s.using for s in plan.stages[1:]]
+    if TOKENS_STAGE in fused or TOKENS_STAGE in later:
+        raise ConfigError(
+            f"plan {plan}: 'tokens' can only be the first stage, and not fused with '+'"
+        )
+    if plan.stages[0].using != TOKENS_STAGE:
+        return
+    if not schema.token_index:
+        raise ConfigError(
+            f"plan {plan} starts with the token index, but {where} keeps none; set "
+            "pooling.token_index = true and re-index into a new collection, or change the plan"
+        )
+    if len(plan.stages) < 2:
+        raise ConfigError(
+            f"plan {plan}: the token stage only finds candidates; add a stage that scores them, "
+            "e.g. 'tokens@64 -> distinct@32 -> full@10'"
+        )
+
+
+def searches_tokens(filter: SearchFilter | None) -> bool:
+    """Whether a query with ``filter`` uses the token stage (no filter but the tenant's)."""
+    return filter is None or dataclasses.replace(filter, tenant=None).is_empty
+
+
+def requests(
+    tokens: BaseStore | None,
+    plan: Plan,
+    batch: Sequence[Mapping[str, QueryVector]],
+    filter: SearchFilter | None,
+    *,
+    with_payload: bool,
+    hnsw_ef: int | None,
+) -> tuple[list[EngineQuery], list[bool]]:
+    """The engine queries of a plan that starts with ``tokens@K``: the rest of the plan over
+    each query's candidates (over the filtered pages instead, for a filter other than the
+    tenant's). Also, for each query of ``batch``, whether it has one (no candidate: no hits)."""
+    root = plan_tree(Plan(stages=plan.stages[1:]))
+    if not searches_tokens(filter):
+        queries = [EngineQuery(root, v, filter, with_payload, hnsw_ef=hnsw_ef) for v in batch]
+        return queries, [True] * len(batch)
+    assert tokens is not None, "a collection with a token index opens it"
+    tenant = filter.tenant if filter is not None else None
+    pages = candidates(tokens, plan.stages[0], batch, tenant, hnsw_ef)
+    queries = [
+        EngineQuery(
+            root,
+            vectors,
+            SearchFilter(ids=tuple(ids), tenant=tenant),
+            with_payload=with_payload,
+            hnsw_ef=hnsw_ef,
+        )
+        for vectors, ids in zip(batch, pages, strict=True)
+        if ids
+    ]
+    return queries, [bool(ids) for ids in pages]
+
+
+def candidates(
+    tokens: BaseStore,
+    stage: Stage,
+    batch: Sequence[Mapping[str, QueryVector]],
+    tenant: str | None,
+    hnsw_ef: int | None,
+) -> list[list[str]]:
+    """The ``stage.limit`` candidate page ids of each query of ``batch`` (one engine call)."""
+    search = Plan(stages=(Stage("dense", NEIGHBOURS),))
+    requests: list[Mapping[str, QueryVector]] = []
+    spans: list[int] = []
+    for vectors in batch:
+        query = np.asarray(vectors[TOKENS_STAGE], dtype=np.float32)
+        rows = query.reshape(-1, query.shape[-1])  # (t, d): every query token
+        requests.extend({"dense": row} for row in rows)
+        spans.append(len(rows))
+    where = SearchFilter(tenant=tenant) if tenant is not None else None
+    results = tokens.query_batch(search, requests, where, with_payload=False, hnsw_ef=hnsw_ef)
+    out, start = [], 0
+    for span in spans:
+        out.append(aggregate(results[start : start + span], stage.limit))
+        start += span
+    return out
+
+
+def aggregate(hits_per_token: Sequence[Sequence[ScoredRecord]], limit: int) -> list[str]:
+    """The ``limit`` pages with the highest sum, over query tokens, of the best similarity of
+    each page's token vectors among that query token's hits (ties by page id)."""
+    scores: dict[str, float] = {}
+    for hits in hits_per_token:
+        best: dict[str, float] = {}
+        for hit in hits:
+            page = page_of(hit.id)
+            if hit.score > best.get(page, -np.inf):
+                best[page] = hit.score
+        for page, score in best.items():
+            scores[page] = scores.get(page, 0.0) + score
+    return sorted(scores, key=lambda page: (-scores[page], page))[:limit]

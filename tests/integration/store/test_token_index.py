@@ -1,0 +1,266 @@
+"""The token index end to end on both backends: plans that start with ``tokens@K`` find the
+exact top page, writes and deletes keep it in step with the pages, a missing one is rebuilt,
+filters, tenants and pending pages behave as on any other plan."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from mmrag.config import PoolingConfig
+from mmrag.embedders.pooling import Pooler
+from mmrag.errors import ConfigError
+from mmrag.pipeline.retrieval import Retriever
+from mmrag.store.contract import CollectionMismatchError
+from mmrag.store.embedded import EmbeddedStore
+from mmrag.store.plan import parse_plan
+from mmrag.store.records import Point, SearchFilter
+from mmrag.store.schema import CollectionSchema
+from mmrag.store.server import ServerStore
+from mmrag.store.token_index import EMBEDDED_FOLDER, SERVER_SUFFIX
+from mmrag.types import Embedding, Item
+
+pytestmark = pytest.mark.integration
+
+GRID, DIM, PAGES = (16, 16), 32, 40
+POOLING = PoolingConfig(views=["distinct"], full_pool_factor=1, token_index=True)
+PLAN = "tokens@8 -> distinct@4 -> full@3"
+
+
+def _unit(x):
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _pages(seed=0):
+    """Background-dominated pages, each with one small region of topic 'words', and the token
+    indices of each page's region."""
+    rng = np.random.default_rng(seed)
+    paper = _unit(rng.standard_normal(DIM))
+    topics = _unit(rng.standard_normal((4, DIM)))
+    words = _unit(rng.standard_normal((4, 10, DIM)))
+    pages, regions = [], []
+    for i in range(PAGES):
+        patches = np.repeat(paper[None], GRID[0] * GRID[1], axis=0).reshape(*GRID, DIM)
+        row, col, width = 2 + i % 10, 1 + i % 5, 3 + i % 8
+        for c in range(width):
+            patches[row, col + c] = topics[i % 4] + words[i % 4, rng.integers(10)]
+        pages.append(_unit(patches.reshape(-1, DIM) + 0.02 * rng.standard_normal((256, DIM))))
+        regions.append(row * GRID[1] + col + np.arange(width))
+    return pages, regions
+
+
+PAGES_, REGIONS = _pages()
+POOLER = Pooler(POOLING)
+
+
+def _point(i: int, *, tenant: str | None = None, pending: bool = False) -> Point:
+    item = Item(
+        source=f"/docs/doc{i // 10}.pdf",
+        source_sha256=f"{i // 10:064x}",
+        modality="pdf_page",
+        page=i % 10 + 1,
+        tenant=tenant,
+    )
+    views = POOLER.document_views(PAGES_[i], GRID)
+    embedding = Embedding(multi=PAGES_[i], grid=GRID, pooled=views)
+    return Point.from_item(item, embedding, "toy", pending=pending)
+
+
+def _query(i: int, rng: np.random.Generator) -> np.ndarray:
+    tokens = PAGES_[i][REGIONS[i][:3]]  # a question about the page's region
+    return _unit(tokens + 0.05 * rng.standard_normal(tokens.shape))
+
+
+def _vectors(query: np.ndarray) -> dict[str, np.ndarray]:
+    return {"tokens": query, "distinct": query, "full": query}
+
+
+SCHEMA = CollectionSchema.for_embedder("toy", "multi", DIM, POOLING)
+
+
+class Backend:
+    """Opens the collection ``pages`` of one backend, and drops its token index."""
+
+    def __init__(self, kind: str, tmp_path) -> None:
+        self.kind, self.root, self.opened = kind, tmp_path / "index", []
+        self.client = None
+        if kind == "server":
+            from qdrant_client import QdrantClient
+
+            self.client = QdrantClient(":memory:")
+
+    def open(self, schema=SCHEMA, recreate: bool = False):
+        if self.kind == "embedded":
+            store = EmbeddedStore(self.root, "pages", schema, recreate=recreate)
+        else:
+            store = ServerStore(self.client, "pages", schema, recreate=recreate)
+        self.opened.append(store)
+        return store
+
+    def drop_token_index(self) -> None:
+        if self.kind == "embedded":
+            shutil.rmtree(self.root / "pages" / EMBEDDED_FOLDER)
+        else:
+            self.client.delete_collection("pages" + SERVER_SUFFIX)
+
+    def close(self) -> None:
+        for store in self.opened:
+            store.close()
+        if self.client is not None:
+            self.client.close()
+
+
+@pytest.fixture(params=["embedded", "server"])
+def backend(request, tmp_path) -> Iterator[Backend]:
+    opened = Backend(request.param, tmp_path)
+    yield opened
+    opened.close()
+
+
+def _rows(point: Point) -> int:
+    return len(point.vectors["distinct"])
+
+
+def test_a_token_plan_finds_the_exact_top_page(backend):
+    points = [_point(i) for i in range(PAGES)]
+    store = backend.open()
+    store.upsert(points)
+    store.optimize()
+    assert store.info().token_vectors == sum(_rows(p) for p in points)
+    exact = Retriever(store, "full@3")
+    staged = Retriever(store, PLAN)
+    rng = np.random.default_rng(1)
+    for i in range(PAGES):
+        query = _query(i, rng)
+        want = exact.search({"full": query})
+        hits = staged.search(_vectors(query))
+        assert hits[0].id == want[0].id == points[i].id
+        assert hits[0].score == pytest.approx(want[0].score, rel=1e-3)
+        # The token stage's recorded score is MaxSim over the page's token vectors.
+        distinct = store.score([hits[0].id], {"distinct": query})["distinct"][hits[0].id]
+        assert hits[0].stage_scores["tokens"] == pytest.approx(distinct, rel=1e-5)
+
+
+def test_writes_and_deletes_keep_the_token_index_in_step(backend):
+    points = [_point(i) for i in range(PAGES)]
+    store = backend.open()
+    store.upsert(points)
+    store.upsert(points[:5])  # written again: no duplicate tokens
+    total = sum(_rows(p) for p in points)
+    assert store.info().token_vectors == total
+    plan, rng = parse_plan(PLAN), np.random.default_rng(2)
+
+    store.delete([points[3].id])
+    assert store.info().token_vectors == total - _rows(points[3])
+    hits = store.query(plan, _vectors(_query(3, rng)))
+    assert hits and points[3].id not in {h.id for h in hits}
+
+    removed = store.delete_source("/docs/doc2.pdf")
+    assert removed == 10
+    assert store.info().token_vectors == total - sum(_rows(p) for p in points[3:4] + points[20:30])
+    for i in range(20, 30):
+        hits = store.query(plan, _vectors(_query(i, rng)))
+        assert all(h.payload["source"] != "/docs/doc2.pdf" for h in hits)
+
+
+def test_a_page_written_again_with_fewer_groups_leaves_no_stale_tokens(backend):
+    store = backend.open()
+    point = _point(0)
+    store.upsert([point])
+    smaller = Point(
+        point.id, {**point.vectors, "distinct": point.vectors["distinct"][:2]}, point.payload
+    )
+    store.upsert([smaller])
+    assert store.info().token_vectors == 2
+
+
+def test_a_missing_token_index_is_rebuilt_from_the_pages(backend):
+    points = [_point(i) for i in range(PAGES)]
+    store = backend.open()
+    store.upsert(points)
+    store.close()
+    backend.drop_token_index()
+    store = backend.open(schema=None)  # opened as stored: it keeps a token index
+    assert store.info().token_vectors == sum(_rows(p) for p in points)
+    hits = store.query(parse_plan(PLAN), _vectors(_query(7, np.random.default_rng(3))))
+    assert hits[0].id == points[7].id
+
+
+def test_a_filtered_query_searches_the_filtered_pages(backend):
+    points = [_point(i) for i in range(PAGES)]
+    store = backend.open()
+    store.upsert(points)
+    only_doc1 = SearchFilter(sources=("/docs/doc1.pdf",))
+    query = _vectors(_query(25, np.random.default_rng(4)))  # a page of doc2
+    hits = store.query(parse_plan(PLAN), query, only_doc1)
+    want = store.query(parse_plan("full@3"), query, only_doc1)
+    assert [h.id for h in hits] == [h.id for h in want]
+    assert {h.payload["source"] for h in hits} == {"/docs/doc1.pdf"}
+
+
+def test_tenants_see_their_own_pages_only(backend):
+    mine = [_point(i, tenant="a") for i in range(10)]
+    theirs = [_point(i, tenant="b") for i in range(10)]  # the same pages, another tenant
+    store = backend.open()
+    store.upsert(mine + theirs)
+    query = _vectors(_query(4, np.random.default_rng(5)))
+    for tenant, points in (("a", mine), ("b", theirs)):
+        hits = store.query(parse_plan(PLAN), query, SearchFilter(tenant=tenant))
+        assert hits[0].id == points[4].id
+        assert {h.payload["tenant"] for h in hits} == {tenant}
+
+
+def test_pending_pages_stay_hidden_until_published(backend):
+    store = backend.open()
+    store.upsert([_point(i) for i in range(10)] + [_point(i, pending=True) for i in range(10, 20)])
+    query = _vectors(_query(12, np.random.default_rng(6)))
+    plan = parse_plan(PLAN)
+    assert all(h.payload["source"] == "/docs/doc0.pdf" for h in store.query(plan, query))
+    assert store.publish("/docs/doc1.pdf") == 10
+    assert store.query(plan, query)[0].id == _point(12).id
+
+
+def test_plans_the_token_index_cannot_run_are_clear_errors(backend):
+    store = backend.open()
+    store.upsert([_point(0)])
+    query = _vectors(_query(0, np.random.default_rng(7)))
+    with pytest.raises(ConfigError, match="first stage"):
+        store.query(parse_plan("distinct@8 -> tokens@4 -> full@3"), query)
+    with pytest.raises(ConfigError, match="add a stage that scores them"):
+        store.query(parse_plan("tokens@4"), query)
+    store.close()
+    plain = CollectionSchema.for_embedder(
+        "toy", "multi", DIM, PoolingConfig(views=["distinct"], full_pool_factor=1)
+    )
+    other = backend.open(schema=plain, recreate=True)
+    other.upsert([_point(0)])
+    assert other.info().token_vectors is None
+    with pytest.raises(ConfigError, match="token_index = true"):
+        other.query(parse_plan(PLAN), query)
+
+
+def test_the_token_index_is_part_of_the_collection_schema(backend):
+    store = backend.open()
+    store.upsert([_point(0)])
+    assert store.schema.token_index and store.schema.pooling["token_index"] is True
+    store.close()
+    plain = CollectionSchema.for_embedder(
+        "toy", "multi", DIM, PoolingConfig(views=["distinct"], full_pool_factor=1)
+    )
+    with pytest.raises(CollectionMismatchError, match="token_index"):
+        backend.open(schema=plain)
+
+
+def test_the_token_index_needs_the_distinct_view_and_mmrag_point_ids(backend):
+    with pytest.raises(ConfigError, match="distinct"):
+        CollectionSchema.for_embedder(
+            "toy", "multi", DIM, PoolingConfig(views=["global"], token_index=True)
+        )
+    store = backend.open()
+    point = _point(0)
+    with pytest.raises(ConfigError, match="version-5 UUIDs"):
+        store.upsert([Point("1f0c9b1e-0000-4000-8000-000000000001", point.vectors, point.payload)])
+    assert store.count() == 0
