@@ -323,7 +323,7 @@ class BaseStore(abc.ABC):
         if hnsw_ef is not None and hnsw_ef < 1:
             raise ConfigError(f"hnsw_ef must be >= 1, got {hnsw_ef}")
         if plan.stages[0].using == token_index.TOKENS_STAGE:
-            requests, asked = token_index.requests(
+            requests = token_index.requests(
                 self._tokens, plan, batch, filter, with_payload=with_payload, hnsw_ef=hnsw_ef
             )
         else:
@@ -331,10 +331,8 @@ class BaseStore(abc.ABC):
                 EngineQuery(root, vectors, filter, with_payload=with_payload, hnsw_ef=hnsw_ef)
                 for vectors in batch
             ]
-            asked = [True] * len(batch)
         with self._read_lock:
-            results = iter(self._run(requests) if requests else [])
-        return [next(results) if ok else [] for ok in asked]
+            return self._run(requests)
 
     def _open_token_index(self, recreate: bool) -> None:
         """Open the token index of a collection that keeps one (:mod:`~mmrag.store.token_index`)."""

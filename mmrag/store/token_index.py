@@ -237,29 +237,29 @@ def requests(
     *,
     with_payload: bool,
     hnsw_ef: int | None,
-) -> tuple[list[EngineQuery], list[bool]]:
+) -> list[EngineQuery]:
     """The engine queries of a plan that starts with ``tokens@K``: the rest of the plan over
-    each query's candidates (over the filtered pages instead, for a filter other than the
-    tenant's). Also, for each query of ``batch``, whether it has one (no candidate: no hits)."""
+    each query's ``K`` candidates. A query whose token search reached fewer than ``K`` pages
+    (a small collection), or with a filter other than its tenant's, runs the rest of the plan
+    over every (filtered) page instead, so it returns as many hits as a plan without the
+    token stage would."""
     root = plan_tree(Plan(stages=plan.stages[1:]))
     if not searches_tokens(filter):
-        queries = [EngineQuery(root, v, filter, with_payload, hnsw_ef=hnsw_ef) for v in batch]
-        return queries, [True] * len(batch)
+        return [EngineQuery(root, v, filter, with_payload, hnsw_ef=hnsw_ef) for v in batch]
     assert tokens is not None, "a collection with a token index opens it"
     tenant = filter.tenant if filter is not None else None
-    pages = candidates(tokens, plan.stages[0], batch, tenant, hnsw_ef)
-    queries = [
+    limit = plan.stages[0].limit
+    found = candidates(tokens, plan.stages[0], batch, tenant, hnsw_ef)
+    return [
         EngineQuery(
             root,
             vectors,
-            SearchFilter(ids=tuple(ids), tenant=tenant),
+            SearchFilter(ids=tuple(ids), tenant=tenant) if len(ids) >= limit else filter,
             with_payload=with_payload,
             hnsw_ef=hnsw_ef,
         )
-        for vectors, ids in zip(batch, pages, strict=True)
-        if ids
+        for vectors, ids in zip(batch, found, strict=True)
     ]
-    return queries, [bool(ids) for ids in pages]
 
 
 def candidates(

@@ -264,3 +264,23 @@ def test_the_token_index_needs_the_distinct_view_and_mmrag_point_ids(backend):
     with pytest.raises(ConfigError, match="version-5 UUIDs"):
         store.upsert([Point("1f0c9b1e-0000-4000-8000-000000000001", point.vectors, point.payload)])
     assert store.count() == 0
+
+
+def test_the_next_stage_scores_only_the_token_candidates_unless_too_few(backend):
+    from mmrag.store import token_index
+
+    points = [_point(i) for i in range(PAGES)]
+    store = backend.open()
+    store.upsert(points)
+    query = _vectors(_query(9, np.random.default_rng(8)))
+    tokens = store._tokens  # the collection's token index
+    (restricted,) = token_index.requests(
+        tokens, parse_plan(PLAN), [query], None, with_payload=False, hnsw_ef=None
+    )
+    assert len(restricted.filter.ids) == 8 and points[9].id in restricted.filter.ids
+    # More candidates asked than pages reached (40 pages): every page is scored.
+    (everything,) = token_index.requests(
+        tokens, parse_plan("tokens@1000 -> full@3"), [query], None, with_payload=False, hnsw_ef=None
+    )
+    assert everything.filter is None
+    assert len(store.query(parse_plan("tokens@1000 -> full@40"), query)) == PAGES
