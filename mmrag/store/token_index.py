@@ -1,29 +1,35 @@
 """Token-level candidate search: each page's ``distinct`` vectors, one by one, in an HNSW graph.
 
-The default plan used to start with ``distinct@32``: an HNSW graph whose nodes are whole pages,
+A plan that starts with ``distinct@32`` searches an HNSW graph whose nodes are whole pages,
 compared by MaxSim. Pages that share a template look alike to such a graph whatever their
 content, so it navigates worse as the collection grows: on ``benchmarks/scale.py``'s page-like
 pages its first stage kept the exact top-1 for 0.99 of queries at 10^4 pages and 0.96 at
 3 x 10^4, and at 10^4 it needed 29 ms of search for that (``hnsw_ef`` 200).
 
-With ``[pooling] token_index = true`` a collection also keeps its pages' ``distinct`` vectors
-(the 32 most distinct token groups of each page, :func:`mmrag.embedders.pooling.distinct_pool`)
-as single vectors, each with its page's id, in a companion collection: the *token index*
-(:data:`EMBEDDED_FOLDER` inside the embedded collection's folder; ``<name>__tokens`` on a
-server). A plan that starts with ``tokens@K`` searches it once per query token (the
-:data:`NEIGHBOURS` nearest vectors each), adds up each page's best similarity per query token
-(a query token that did not reach a page adds nothing to it), and hands the ``K`` best pages to
-the next stage, which scores them exactly: ``tokens@64 -> distinct@32 -> full@10``. It is
-PLAID's and ColBERTv2's candidate generation, over training-free centroids. On the same 10^4
-pages the token stage kept the exact top-1 among its candidates for every query, in 3–9 ms.
+With ``[pooling] token_index = true`` a collection also keeps a *token index*:
 
-Writes keep the two in step, so a crash never hides a page: a page's tokens are written before
-the page and deleted after it; at worst tokens of a page that does not exist remain, and no
-query returns them (the next stage only scores stored pages). A collection whose token index
-is missing or empty rebuilds it from the stored ``distinct`` vectors when it is opened.
+- every page's ``distinct`` vectors (its 32 most distinct token groups,
+  :func:`mmrag.embedders.pooling.distinct_pool`) as single vectors, in an HNSW graph of their own;
+- in a companion collection: the folder :data:`EMBEDDED_FOLDER` inside the embedded collection's
+  folder, or the collection ``<name>__tokens`` on a server;
+- each token vector's id is its page's id with the token's number in it (:func:`token_id`), so a
+  search finds pages without reading payloads.
 
-A query with a filter other than its tenant skips the token stage (the token index does not copy
-the pages' payloads): the next stage searches the filtered pages itself, with its own HNSW graph.
+A plan that starts with ``tokens@K`` searches it once per query token (the :data:`NEIGHBOURS`
+nearest vectors each), adds up each page's best similarity per query token (a query token that
+did not reach a page adds nothing to it), and hands the ``K`` best pages to the next stage, which
+scores them exactly: ``tokens@64 -> distinct@32 -> full@10``. This is PLAID's and ColBERTv2's
+candidate generation, over training-free centroids. On the same 10^4 pages the token stage kept
+the exact top-1 among its candidates for every query, in 3–9 ms.
+
+- Writes keep the two in step, so a crash never hides a page: a page's tokens are written before
+  the page and deleted after it. At worst, tokens of a page that does not exist remain, and no
+  query returns them (the next stage only scores stored pages).
+- A collection whose token index is missing or empty rebuilds it from the stored ``distinct``
+  vectors when it is opened.
+- A query with a filter other than its tenant's skips the token stage (the token index does not
+  copy the pages' payloads): the next stage searches the filtered pages itself, with its own HNSW
+  graph. So does a query whose token search reached fewer than ``K`` pages (a small collection).
 
 Example:
     >>> import uuid
@@ -63,7 +69,6 @@ if TYPE_CHECKING:
 __all__ = [
     "EMBEDDED_FOLDER",
     "NEIGHBOURS",
-    "PAGE_FIELD",
     "SERVER_SUFFIX",
     "TOKENS_STAGE",
     "aggregate",
@@ -87,8 +92,6 @@ TOKEN_VIEW = "distinct"
 EMBEDDED_FOLDER = "tokens"
 #: The token index of collection ``NAME`` on a server: collection ``NAME__tokens``.
 SERVER_SUFFIX = "__tokens"
-#: Payload field of a token vector: the id of its page.
-PAGE_FIELD = "mmrag_page"
 #: How the token vectors are stored (float16: the graph is built on the originals).
 TOKEN_CODEC = "float16"
 #: Nearest token vectors each query token retrieves (at 10^4 pages, 16 already found every
@@ -160,10 +163,8 @@ def token_points(points: Sequence[Point]) -> tuple[list[Point], list[str]]:
         if vectors is None:
             continue
         rows = np.asarray(vectors, dtype=np.float32)  # (k, d)
-        payload: dict[str, object] = {PAGE_FIELD: point.id}
-        tenant = point.payload.get(TENANT_FIELD)
-        if tenant is not None:
-            payload[TENANT_FIELD] = tenant
+        tenant = point.payload.get(TENANT_FIELD)  # the page's id is in the token's id
+        payload = {TENANT_FIELD: tenant} if tenant is not None else {}
         ids = page_token_ids([point.id])
         out.extend(Point(ids[j], {"dense": row}, payload) for j, row in enumerate(rows))
         stale.extend(ids[len(rows) :])
