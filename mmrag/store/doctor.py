@@ -15,6 +15,7 @@ check          what
 ``count``      the shard holds as many points as were recorded when it was last closed
 ``pending``    no points left unpublished by an interrupted indexing job
 ``vectors``    no NaN or infinite value in any stored vector
+``tokens``     the token index holds the pages' ``distinct`` vectors, no more, no fewer
 ``images``     every point has its page image, every page image a point
 =============  ===========================================================================
 
@@ -48,6 +49,7 @@ from mmrag.store.contract import (
     StoreVersionError,
 )
 from mmrag.store.records import SparseVector
+from mmrag.store.token_index import EMBEDDED_FOLDER, SERVER_SUFFIX
 
 if TYPE_CHECKING:
     from mmrag.config import StoreConfig
@@ -159,6 +161,7 @@ class _Scan:
     sources: dict[str, str] = field(default_factory=dict)
     pending: Counter[str] = field(default_factory=Counter)
     bad_vectors: list[tuple[str, list[str]]] = field(default_factory=list)
+    token_rows: int = 0  # the pages' `distinct` vectors: what the token index should hold
 
 
 def check_store(
@@ -181,6 +184,7 @@ def check_store(
     try:
         scan = _scan(store, vectors=vectors, batch_size=batch_size)
         _report_points(scan, report, examples, vectors=vectors)
+        _check_tokens(store, scan, report, config, vectors=vectors)
         _check_images(config, scan, report, examples)
     finally:
         store.close()
@@ -295,11 +299,48 @@ def _scan(store: VectorStore, *, vectors: bool, batch_size: int) -> _Scan:
             scan.labels[record.id] = f"{source} p.{page}" if page is not None else source
             if record.payload.get(PENDING_FIELD) == 1:
                 scan.pending[source] += 1
+            scan.token_rows += len(record.vectors.get("distinct", ()))
             bad = [name for name, v in record.vectors.items() if not _finite(v)]
             if bad:
                 scan.bad_vectors.append((record.id, bad))
         if offset is None:
             return scan
+
+
+def _check_tokens(
+    store: Any, scan: _Scan, report: DoctorReport, config: StoreConfig, *, vectors: bool
+) -> None:
+    """The token index (collections that keep one) against the pages' ``distinct`` vectors."""
+    if not store.schema.token_index:
+        return
+    if not vectors:
+        report.add("warn", "tokens", "token index not checked (--no-vectors)")
+        return
+    held, want = store.info().token_vectors, scan.token_rows
+    where = (
+        f"the collection {config.collection + SERVER_SUFFIX!r}"
+        if config.backend == "server"
+        else f"the folder {EMBEDDED_FOLDER!r} inside the collection's"
+    )
+    rebuild = f"delete {where}: the next open of the collection rebuilds it from the pages"
+    if held == want:
+        report.add("ok", "tokens", f"the token index holds the pages' {want} distinct vectors")
+    elif held < want:
+        report.add(
+            "error",
+            "tokens",
+            f"the token index holds {held} vectors, the pages {want}: plans that start with "
+            "`tokens@K` miss the pages whose vectors are not in it",
+            rebuild,
+        )
+    else:
+        report.add(
+            "warn",
+            "tokens",
+            f"the token index holds {held - want} vectors of pages that no longer exist (an "
+            "interrupted delete; search never returns them)",
+            rebuild,
+        )
 
 
 def _finite(vector: Any) -> bool:

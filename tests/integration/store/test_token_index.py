@@ -284,3 +284,28 @@ def test_the_next_stage_scores_only_the_token_candidates_unless_too_few(backend)
     )
     assert everything.filter is None
     assert len(store.query(parse_plan("tokens@1000 -> full@40"), query)) == PAGES
+
+
+def test_doctor_checks_the_token_index_and_its_advice_repairs_it(tmp_path):
+    from mmrag.config import StoreConfig
+    from mmrag.store.doctor import check_store
+    from mmrag.store.token_index import page_token_ids
+
+    config = StoreConfig(path=str(tmp_path / "index"), collection="pages")
+    points = [_point(i) for i in range(10)]
+    with EmbeddedStore(config.path, "pages", SCHEMA) as store:
+        store.upsert(points)
+    findings = {f.check: f for f in check_store(config).findings}
+    assert findings["tokens"].level == "ok"
+
+    with EmbeddedStore(config.path, "pages") as store:  # tokens lost, e.g. a damaged shard
+        store._tokens.delete(page_token_ids([points[0].id]))
+    report = check_store(config)
+    tokens = next(f for f in report.findings if f.check == "tokens")
+    assert tokens.level == "error" and "miss the pages" in tokens.what
+    assert EMBEDDED_FOLDER in tokens.advice
+
+    shutil.rmtree(tmp_path / "index" / "pages" / EMBEDDED_FOLDER)  # the advice
+    with EmbeddedStore(config.path, "pages") as store:
+        assert store.info().token_vectors == sum(_rows(p) for p in points)
+    assert next(f for f in check_store(config).findings if f.check == "tokens").level == "ok"
