@@ -12,13 +12,15 @@ vectors per page) from ``benchmarks/_corpora.py``:
 
 Each corpus goes into its own embedded store (Qdrant Edge) with the pooled views ``global``
 (1 vector), ``rows`` (32) and ``distinct`` (<= 32 k-centre token groups, see
-``mmrag/embedders/pooling.py``) in HNSW and ``full`` (every token: ``full_pool_factor = 1``, on
+``mmrag/embedders/pooling.py``) in HNSW, the token index (each page's ``distinct`` vectors one by
+one, see ``mmrag/store/token_index.py``) and ``full`` (every token: ``full_pool_factor = 1``, on
 disk, no HNSW, in the default codec of ``mmrag/store/codecs.py``).
 Then, one query at a time through the public Retriever, for each plan: QPS, p50 latency,
 recall@10 and top-1 agreement against exact MaxSim over ``full`` (``full@10``, cross-checked
 against ``mmrag.scoring.maxsim`` on a few queries), and QPS / QPS(exact). The plans:
 
-- ``default``: the default ``[retrieval] plan`` (``distinct@32 -> full@10``);
+- ``default``: the default ``[retrieval] plan`` (``tokens@128 -> distinct@32 -> full@10``);
+- ``previous``: the previous default, ``distinct@32 -> full@10`` (no token index);
 - ``round1``: round 1's default, ``global@200 -> rows@50 -> full@10``;
 - ``rows``: ``rows@48 -> full@10``;
 - ``distinct64``: ``distinct@64 -> full@10``;
@@ -332,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown corpora {unknown}; choose from {list(CORPORA)}")
     plans = {
         "default": str(parse_plan(RetrievalConfig().plan)),
+        "previous": "distinct@32 -> full@10",
         "round1": "global@200 -> rows@50 -> full@10",
         "rows": "rows@48 -> full@10",
         "distinct64": "distinct@64 -> full@10",

@@ -211,7 +211,7 @@ class PoolingConfig(_Section):
     window: int = Field(3, ge=1, description="Rows averaged by the `smooth_rows` view.")
     pool_factor: int = Field(3, ge=1, description="Token reduction of the `hier` view.")
     full_pool_factor: int = Field(3, ge=1, description=FULL_POOL_HELP)
-    token_index: bool = Field(False, description=TOKEN_INDEX_HELP)
+    token_index: bool = Field(True, description=TOKEN_INDEX_HELP)
     muvera: MuveraConfig = Field(default_factory=MuveraConfig)
     seed: int = 0
 
@@ -267,7 +267,7 @@ class StoreConfig(_Section):
 class RetrievalConfig(_Section):
     """The retrieval plan in arrow syntax (see :mod:`mmrag.store.plan`) and the answer size."""
 
-    plan: str = "distinct@32 -> full@10"
+    plan: str = "tokens@128 -> distinct@32 -> full@10"
     top_k: int = Field(5, ge=1)
     hybrid: bool = Field(False, description="Fuse the text channel with RRF.")
     hnsw_ef: int | None = Field(

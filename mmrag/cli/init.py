@@ -77,6 +77,7 @@ video_fps = 1.0              # frames sampled per second of video
 # Multi-vector (ColPali-style) pages also store small pooled views, searched first.
 views = ["global", "distinct"]   # also: rows, cols, tiles, smooth_rows, hier, muvera
 full_pool_factor = 3         # store a third of the tokens (background merged); 1 = every token
+token_index = true           # index the `distinct` vectors one by one: plans start with tokens@K
 
 [store]
 path = {index}        # the index: an embedded Qdrant folder
@@ -85,8 +86,8 @@ collection = "mmrag"
 # url = "http://localhost:6333"      # its API key comes from $QDRANT_API_KEY
 
 [retrieval]
-# Stages, cheapest first: candidates from the pooled views, exact MaxSim over the last ones.
-plan = "distinct@32 -> full@10"
+# Stages, cheapest first: candidates from the token index, exact MaxSim over the last ones.
+plan = "tokens@128 -> distinct@32 -> full@10"
 top_k = 5                    # hits returned (pages shown to the generator by `mmrag ask`)
 # hybrid = true              # also search the pages' text layer, fused by rank (RRF)
 

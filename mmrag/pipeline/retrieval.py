@@ -47,11 +47,21 @@ QueryInput = Embedding | Mapping[str, QueryVector]
 def hybrid_plan(plan: Plan) -> Plan:
     """``plan`` with its first stage fused (RRF) with the BM25 ``text`` channel.
 
-    A plan that already reads ``text`` is returned unchanged.
+    A plan that already reads ``text`` is returned unchanged. A first stage ``tokens@K`` (the
+    token index, which cannot be fused) is left out: the text channel fuses with the stage after
+    it, which then searches the whole collection, as it would without the token stage.
+
+    Example:
+        >>> from mmrag.store.plan import parse_plan
+        >>> str(hybrid_plan(parse_plan("tokens@128 -> distinct@32 -> full@10")))
+        '(distinct@32 + text@32) -> full@10'
     """
     if "text" in plan.vectors:
         return plan
-    first, rest = plan.stages[0], (*plan.stages[1:], *plan.rerank)
+    stages = plan.stages
+    if stages[0].using == "tokens" and len(stages) > 1:
+        stages = stages[1:]
+    first, rest = stages[0], (*stages[1:], *plan.rerank)
     members = first.fuse or (first,)
     fused = "(" + " + ".join([*map(str, members), f"text@{first.limit}"]) + ")"
     return parse_plan(" -> ".join([fused, *map(str, rest)]))

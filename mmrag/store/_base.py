@@ -163,7 +163,8 @@ class BaseStore(abc.ABC):
         with self._write_lock:
             n = self._count(selector)
             if n:
-                pages = [r.id for r in self.iter_records(selector)] if self._tokens else []
+                # Their ids first: their token vectors are deleted after them.
+                pages = [] if self._tokens is None else [r.id for r in self.iter_records(selector)]
                 self._on_write()
                 self._delete_filter(selector)
                 if self._tokens is not None:

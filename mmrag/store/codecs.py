@@ -164,6 +164,7 @@ DEFAULT_CODECS: Mapping[str, str] = {
     "hier": "float16",
     "distinct": "uint8",
     "muvera": "float16",
+    "tokens": "turbo8",  # the token index (mmrag.store.token_index)
 }
 
 #: What collections written before codecs were recorded used: ``full`` float16, the rest

@@ -151,6 +151,7 @@ class CollectionSchema:
             )
         # Every dense vector's codec (configured ones validated, the rest the defaults).
         names = ["dense"] if self.kind == "single" else [*self.views, "full"]
+        names += ["tokens"] if self.token_index else []
         object.__setattr__(self, "codecs", codecs_for(names, merged_codecs(self.codecs)))
 
     @property
@@ -186,7 +187,9 @@ class CollectionSchema:
         if int(settings.get("full_pool_factor", 1) or 1) > 1:
             relevant["full_pool_factor"] = int(settings["full_pool_factor"])
             relevant["full_merge"] = MERGE_METHOD  # pages merged otherwise do not mix
-        if settings.get("token_index"):
+        # On by default where the `distinct` view is; asked for without it, an error below.
+        explicit = "token_index" in pooling.model_fields_set
+        if settings.get("token_index") and ("distinct" in pooling.views or explicit):
             relevant["token_index"] = True
         return cls(
             embedder_id=embedder_id,

@@ -1,12 +1,13 @@
 """Token-level candidate search: each page's ``distinct`` vectors, one by one, in an HNSW graph.
 
-A plan that starts with ``distinct@32`` searches an HNSW graph whose nodes are whole pages,
-compared by MaxSim. Pages that share a template look alike to such a graph whatever their
-content, so it navigates worse as the collection grows: on ``benchmarks/scale.py``'s page-like
-pages its first stage kept the exact top-1 for 0.99 of queries at 10^4 pages and 0.96 at
-3 x 10^4, and at 10^4 it needed 29 ms of search for that (``hnsw_ef`` 200).
+A plan that starts with ``distinct@32`` (the previous default) searches an HNSW graph whose
+nodes are whole pages, compared by MaxSim. Pages that share a template look alike to such a
+graph whatever their content, so it navigates worse as the collection grows: on
+``benchmarks/scale.py``'s page-like pages ``distinct@32 -> full@10`` kept the exact top-1 for
+0.99 of queries at 10^4 pages and 0.89 at 3 x 10^4, where ``tokens@128 -> distinct@32 ->
+full@10`` kept it for 1.00, in 21 ms against 60 ms.
 
-With ``[pooling] token_index = true`` a collection also keeps a *token index*:
+With ``[pooling] token_index = true`` (the default) a collection also keeps a *token index*:
 
 - every page's ``distinct`` vectors (its 32 most distinct token groups,
   :func:`mmrag.embedders.pooling.distinct_pool`) as single vectors, in an HNSW graph of their own;
@@ -18,7 +19,7 @@ With ``[pooling] token_index = true`` a collection also keeps a *token index*:
 A plan that starts with ``tokens@K`` searches it once per query token (the :data:`NEIGHBOURS`
 nearest vectors each), adds up each page's best similarity per query token (a query token that
 did not reach a page adds nothing to it), and hands the ``K`` best pages to the next stage, which
-scores them exactly: ``tokens@64 -> distinct@32 -> full@10``. This is PLAID's and ColBERTv2's
+scores them exactly: ``tokens@128 -> distinct@32 -> full@10``. This is PLAID's and ColBERTv2's
 candidate generation, over training-free centroids. On the same 10^4 pages the token stage kept
 the exact top-1 among its candidates for every query, in 3–9 ms.
 
@@ -80,9 +81,9 @@ __all__ = [
 
 #: ``[pooling] token_index``, in the configuration's reference.
 TOKEN_INDEX_HELP = (
-    "Also index each page's `distinct` vectors one by one, for plans that start with "
-    "token-level candidate search (`tokens@64 -> distinct@32 -> full@10`; see "
-    "mmrag.store.token_index)."
+    "Also index each page's `distinct` vectors one by one, for the default plan's token-level "
+    "candidate search (`tokens@128 -> distinct@32 -> full@10`; see mmrag.store.token_index). "
+    "On by default where `distinct` is a view; false: plans start with a pooled view."
 )
 #: The plan stage that searches the token index.
 TOKENS_STAGE = "tokens"
@@ -92,10 +93,9 @@ TOKEN_VIEW = "distinct"
 EMBEDDED_FOLDER = "tokens"
 #: The token index of collection ``NAME`` on a server: collection ``NAME__tokens``.
 SERVER_SUFFIX = "__tokens"
-#: How the token vectors are stored (float16: the graph is built on the originals).
-TOKEN_CODEC = "float16"
-#: Nearest token vectors each query token retrieves (at 10^4 pages, 16 already found every
-#: query's exact top-1; more widen the exact top 10 among the candidates: 0.66 at 32, 0.73 at 64).
+#: Nearest token vectors each query token retrieves (a prototype on scale.py's 10^4 pages: with
+#: 16 the 32 best pages held every query's exact top-1; their share of the exact top 10 was
+#: 0.59 with 16, 0.66 with 32, 0.73 with 64).
 NEIGHBOURS = 64
 
 logger = logging.getLogger(__name__)
@@ -105,6 +105,8 @@ logger = logging.getLogger(__name__)
 PAGE_TOKENS = 32
 
 _KEEP = ~(0xF << 76 | 0x3 << 62) & (1 << 128) - 1  # every bit of a UUID but version, variant
+# A hex digit of a UUID's variant position, with the RFC 4122 variant bits (10) put back.
+_VARIANT = {f"{d:x}": f"{d & 0x3 | 0x8:x}" for d in range(16)}
 
 
 def token_schema(schema: CollectionSchema) -> CollectionSchema:
@@ -113,7 +115,7 @@ def token_schema(schema: CollectionSchema) -> CollectionSchema:
         embedder_id=f"{schema.embedder_id}#tokens",
         kind="single",
         dim=schema.dim,
-        codecs={"dense": TOKEN_CODEC},
+        codecs={"dense": schema.codecs.get(TOKENS_STAGE, "float16")},
     )
 
 
@@ -144,8 +146,12 @@ def token_id(page_id: str, index: int) -> str:
 
 
 def page_of(token: str) -> str:
-    """The page id of a token vector's id (:func:`token_id`'s inverse)."""
-    return str(uuid.UUID(int=(uuid.UUID(token).int & _KEEP) | 5 << 76 | 0b10 << 62))
+    """The page id of a token vector's id in canonical form (:func:`token_id`'s inverse).
+
+    String surgery, not :class:`uuid.UUID`: a query reads a thousand of them (5 ms otherwise).
+    """
+    token = token.lower()
+    return f"{token[:14]}5{token[15:19]}{_VARIANT[token[19]]}{token[20:]}"
 
 
 def page_token_ids(page_ids: Iterable[str], start: int = 0) -> list[str]:
@@ -163,6 +169,11 @@ def token_points(points: Sequence[Point]) -> tuple[list[Point], list[str]]:
         if vectors is None:
             continue
         rows = np.asarray(vectors, dtype=np.float32)  # (k, d)
+        if len(rows) > PAGE_TOKENS:
+            raise ConfigError(
+                f"point {point.id}: its {TOKEN_VIEW!r} view has {len(rows)} vectors; the token "
+                f"index holds at most {PAGE_TOKENS} per page (the view's own size)"
+            )
         tenant = point.payload.get(TENANT_FIELD)  # the page's id is in the token's id
         payload = {TENANT_FIELD: tenant} if tenant is not None else {}
         ids = page_token_ids([point.id])
@@ -221,7 +232,7 @@ def check_token_plan(plan: Plan, schema: CollectionSchema, where: str) -> None:
     if len(plan.stages) < 2:
         raise ConfigError(
             f"plan {plan}: the token stage only finds candidates; add a stage that scores them, "
-            "e.g. 'tokens@64 -> distinct@32 -> full@10'"
+            "e.g. 'tokens@128 -> distinct@32 -> full@10'"
         )
 
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 datasets = pytest.importorskip("datasets")
 
 runner = CliRunner()
-PLANS = ["distinct@32 -> full@10", "full@10"]  # the tiny config's plan, exact MaxSim
+PLANS = ["tokens@128 -> distinct@32 -> full@10", "full@10"]  # the tiny config's plan, exact MaxSim
 
 
 def run_eval(*args: str) -> dict:

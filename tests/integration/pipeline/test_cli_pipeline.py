@@ -126,7 +126,7 @@ def test_eval_compares_plans_on_a_beir_dataset(config_file, sample_dir, tmp_path
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     text = json.dumps(report)
-    assert "distinct@32 -> full@10" in text and "full@10" in text
+    assert "tokens@128 -> distinct@32 -> full@10" in text and "full@10" in text
     assert "ndcg@3" in text.lower()
     # the evaluation corpus went to its own collection, not the user's index
     result = runner.invoke(app, ["search", "picture", "-c", str(config_file), "--json"])

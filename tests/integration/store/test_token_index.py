@@ -233,7 +233,10 @@ def test_plans_the_token_index_cannot_run_are_clear_errors(backend):
         store.query(parse_plan("tokens@4"), query)
     store.close()
     plain = CollectionSchema.for_embedder(
-        "toy", "multi", DIM, PoolingConfig(views=["distinct"], full_pool_factor=1)
+        "toy",
+        "multi",
+        DIM,
+        PoolingConfig(views=["distinct"], full_pool_factor=1, token_index=False),
     )
     other = backend.open(schema=plain, recreate=True)
     other.upsert([_point(0)])
@@ -248,7 +251,10 @@ def test_the_token_index_is_part_of_the_collection_schema(backend):
     assert store.schema.token_index and store.schema.pooling["token_index"] is True
     store.close()
     plain = CollectionSchema.for_embedder(
-        "toy", "multi", DIM, PoolingConfig(views=["distinct"], full_pool_factor=1)
+        "toy",
+        "multi",
+        DIM,
+        PoolingConfig(views=["distinct"], full_pool_factor=1, token_index=False),
     )
     with pytest.raises(CollectionMismatchError, match="token_index"):
         backend.open(schema=plain)

@@ -35,7 +35,7 @@ def test_readme_toml_examples_are_valid_configs(monkeypatch):
     (components,) = [b for b in _blocks("toml") if "[reranker]" in b]
     cfg = PipelineConfig.from_toml_string(main)
     assert cfg.store.backend == "server"
-    assert cfg.retrieval.plan == "distinct@32 -> full@10"
+    assert cfg.retrieval.plan == "tokens@128 -> distinct@32 -> full@10"
     cfg = PipelineConfig.from_toml_string(components)
     assert cfg.reranker is not None and cfg.reranker.build().stage == "monoqwen"
     assert cfg.generator is not None and cfg.generator.build().settings.max_images == 4

@@ -206,3 +206,15 @@ def test_stage_keys_and_hybrid_plans():
     )
     already = parse_plan("(dense@50 + text@50)")
     assert hybrid_plan(already) is already
+
+
+def test_the_token_index_is_on_by_default_where_the_distinct_view_is():
+    default = CollectionSchema.for_embedder("m@1", "multi", 128, PoolingConfig())
+    assert default.token_index and default.codecs["tokens"] == "turbo8"
+    rows_only = PoolingConfig(views=["global", "rows"])
+    assert not CollectionSchema.for_embedder("m@1", "multi", 128, rows_only).token_index
+    asked = PoolingConfig(views=["global", "rows"], token_index=True)
+    with pytest.raises(ConfigError, match=r"add 'distinct' to pooling\.views"):
+        CollectionSchema.for_embedder("m@1", "multi", 128, asked)
+    off = CollectionSchema.for_embedder("m@1", "multi", 128, PoolingConfig(token_index=False))
+    assert not off.token_index and "tokens" not in off.codecs
