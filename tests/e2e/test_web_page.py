@@ -165,7 +165,9 @@ def test_upload_index_ask_and_see_cited_pages(
         answer = page.locator("#answer-text").inner_text().strip()
         assert answer
         for text in page.locator(".citation .score").all_inner_texts():
-            assert re.fullmatch(r"score -?\d+\.\d{3} \(distinct .* full -?\d+\.\d{3}\)", text), text
+            # each stage's score: the token stage's is MaxSim over the token vectors (distinct)
+            stages = r"\(tokens -?\d+\.\d{3} · distinct .* full -?\d+\.\d{3}\)"
+            assert re.fullmatch(r"score -?\d+\.\d{3} " + stages, text), text
 
         # tidy citations: the file name (whole path on hover), where in it, breaks at _ - .
         refs = page.locator(".citation .ref").all_inner_texts()
