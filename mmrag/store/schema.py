@@ -187,9 +187,7 @@ class CollectionSchema:
         if int(settings.get("full_pool_factor", 1) or 1) > 1:
             relevant["full_pool_factor"] = int(settings["full_pool_factor"])
             relevant["full_merge"] = MERGE_METHOD  # pages merged otherwise do not mix
-        # On by default where the `distinct` view is; asked for without it, an error below.
-        explicit = "token_index" in pooling.model_fields_set
-        if settings.get("token_index") and ("distinct" in pooling.views or explicit):
+        if settings.get("token_index") and "distinct" in pooling.views:  # it indexes `distinct`
             relevant["token_index"] = True
         return cls(
             embedder_id=embedder_id,

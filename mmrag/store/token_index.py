@@ -83,7 +83,7 @@ __all__ = [
 TOKEN_INDEX_HELP = (
     "Also index each page's `distinct` vectors one by one, for the default plan's token-level "
     "candidate search (`tokens@128 -> distinct@32 -> full@10`; see mmrag.store.token_index). "
-    "On by default where `distinct` is a view; false: plans start with a pooled view."
+    "Kept where `distinct` is a view; false: plans start with a pooled view."
 )
 #: The plan stage that searches the token index.
 TOKENS_STAGE = "tokens"
@@ -227,7 +227,8 @@ def check_token_plan(plan: Plan, schema: CollectionSchema, where: str) -> None:
     if not schema.token_index:
         raise ConfigError(
             f"plan {plan} starts with the token index, but {where} keeps none; set "
-            "pooling.token_index = true and re-index into a new collection, or change the plan"
+            "pooling.token_index = true (with 'distinct' in pooling.views) and re-index into a "
+            "new collection, or change the plan (e.g. 'distinct@32 -> full@10')"
         )
     if len(plan.stages) < 2:
         raise ConfigError(

@@ -53,7 +53,7 @@ def test_documents_are_the_pipelines_hits_with_their_locations(indexed_pipeline)
         assert meta["citation"] == hit.citation()
         assert meta["score"] == pytest.approx(hit.score, rel=1e-5)
         assert meta["stage_scores"] == pytest.approx(dict(hit.stage_scores), rel=1e-5)
-        assert set(meta["stage_scores"]) == {"distinct", "full"}
+        assert set(meta["stage_scores"]) == {"tokens", "distinct", "full"}
         assert "image_base64" not in meta
         assert "image_uri" not in meta  # image="none" by default
         if (item.text or "").strip():

@@ -90,7 +90,7 @@ def test_ask_with_monoqwen_reranker_reorders_the_candidates(sample_dir, ask_conf
     expected = sorted(range(len(candidates)), key=lambda i: -direct[i])[:3]
     assert [h.id for h in answer.sources] == [candidates[i].id for i in expected]
     for hit in answer.sources:
-        assert set(hit.stage_scores) == {"distinct", "full", "monoqwen"}
+        assert set(hit.stage_scores) == {"tokens", "distinct", "full", "monoqwen"}
         assert hit.score == pytest.approx(hit.stage_scores["monoqwen"])
     assert answer.timings["rerank"] > 0
 

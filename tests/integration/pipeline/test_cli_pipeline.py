@@ -35,7 +35,7 @@ def test_index_search_delete(config_file, sample_dir, tmp_path):
     assert result.exit_code == 0, result.output
     hits = json.loads(result.stdout)
     assert len(hits) == 3
-    assert {"distinct", "full"} == set(hits[0]["stage_scores"])  # the default plan
+    assert {"tokens", "distinct", "full"} == set(hits[0]["stage_scores"])  # the default plan
 
     pdf = str(sample_dir / "acme_solar_annual_report_2024.pdf")
     result = runner.invoke(

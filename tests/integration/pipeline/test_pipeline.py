@@ -24,7 +24,7 @@ def test_index_then_search_cites_pages_and_video_seconds(tiny_config, sample_dir
         scores = [h.score for h in hits]
         assert scores == sorted(scores, reverse=True)
         for hit in hits:
-            assert set(hit.stage_scores) == {"distinct", "full"}
+            assert set(hit.stage_scores) == {"tokens", "distinct", "full"}
             assert hit.stage_scores["full"] == pytest.approx(hit.score, rel=1e-4)
         modalities = {h.item.modality.value for h in pipe.search("report", k=10)}
         assert modalities <= {"pdf_page", "image", "video_frame"}

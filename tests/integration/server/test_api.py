@@ -102,7 +102,7 @@ def test_search_returns_ranked_hits_with_stage_scores_and_image_urls(indexed):
     scores = [h["score"] for h in hits]
     assert scores == sorted(scores, reverse=True)
     for hit in hits:
-        assert set(hit["stage_scores"]) == {"distinct", "full"}
+        assert set(hit["stage_scores"]) == {"tokens", "distinct", "full"}
         assert hit["image_url"] == f"/api/v1/items/{hit['id']}/image"
         assert hit["citation"].startswith(hit["item"]["source"])
 

@@ -262,9 +262,7 @@ def test_the_token_index_is_part_of_the_collection_schema(backend):
 
 def test_the_token_index_needs_the_distinct_view_and_mmrag_point_ids(backend):
     with pytest.raises(ConfigError, match="distinct"):
-        CollectionSchema.for_embedder(
-            "toy", "multi", DIM, PoolingConfig(views=["global"], token_index=True)
-        )
+        CollectionSchema("toy", "multi", DIM, views=("global",), pooling={"token_index": True})
     store = backend.open()
     point = _point(0)
     with pytest.raises(ConfigError, match="version-5 UUIDs"):

@@ -213,8 +213,9 @@ def test_the_token_index_is_on_by_default_where_the_distinct_view_is():
     assert default.token_index and default.codecs["tokens"] == "turbo8"
     rows_only = PoolingConfig(views=["global", "rows"])
     assert not CollectionSchema.for_embedder("m@1", "multi", 128, rows_only).token_index
-    asked = PoolingConfig(views=["global", "rows"], token_index=True)
+    asked = PoolingConfig(views=["global", "rows"], token_index=True)  # e.g. a saved config
+    assert not CollectionSchema.for_embedder("m@1", "multi", 128, asked).token_index
     with pytest.raises(ConfigError, match=r"add 'distinct' to pooling\.views"):
-        CollectionSchema.for_embedder("m@1", "multi", 128, asked)
+        CollectionSchema("m@1", "multi", 128, views=("rows",), pooling={"token_index": True})
     off = CollectionSchema.for_embedder("m@1", "multi", 128, PoolingConfig(token_index=False))
     assert not off.token_index and "tokens" not in off.codecs
