@@ -38,6 +38,7 @@ __all__ = [
     "exact_scores",
     "make_corpus",
     "query_of",
+    "region_pages",
     "schema_for",
     "unit",
 ]
@@ -74,6 +75,34 @@ class Doc:
 
     item: Item
     embedding: Embedding
+
+
+def region_pages(
+    count: int, grid: tuple[int, int] = (16, 16), dim: int = 32, seed: int = 0
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Background-dominated pages, each with one small region of topic "words" (one of 4
+    topics), and the token indices of each page's region: the pages where pooled views that
+    average the page lose the content, and ``distinct`` keeps it.
+
+    Example:
+        >>> pages, regions = region_pages(3)
+        >>> pages[0].shape, [len(r) for r in regions]
+        ((256, 32), [3, 4, 5])
+    """
+    rng = np.random.default_rng(seed)
+    paper = unit(rng.standard_normal(dim))
+    topics = unit(rng.standard_normal((4, dim)))
+    words = unit(rng.standard_normal((4, 10, dim)))
+    n = grid[0] * grid[1]
+    pages, regions = [], []
+    for i in range(count):
+        patches = np.repeat(paper[None], n, axis=0).reshape(*grid, dim)  # (rows, cols, d)
+        row, col, width = 2 + i % 10, 1 + i % 5, 3 + i % 8
+        for c in range(width):
+            patches[row, col + c] = topics[i % 4] + words[i % 4, rng.integers(10)]
+        pages.append(unit(patches.reshape(-1, dim) + 0.02 * rng.standard_normal((n, dim))))
+        regions.append(row * grid[1] + col + np.arange(width))
+    return pages, regions
 
 
 def _locator(i: int, modality: Modality) -> dict:

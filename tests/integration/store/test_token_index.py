@@ -21,6 +21,7 @@ from mmrag.store.records import Point, SearchFilter
 from mmrag.store.schema import CollectionSchema
 from mmrag.store.server import ServerStore
 from mmrag.store.token_index import EMBEDDED_FOLDER, SERVER_SUFFIX
+from mmrag.testing.conformance.corpus import region_pages, unit
 from mmrag.types import Embedding, Item
 
 pytestmark = pytest.mark.integration
@@ -30,29 +31,7 @@ POOLING = PoolingConfig(views=["distinct"], full_pool_factor=1, token_index=True
 PLAN = "tokens@8 -> distinct@4 -> full@3"
 
 
-def _unit(x):
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
-
-
-def _pages(seed=0):
-    """Background-dominated pages, each with one small region of topic 'words', and the token
-    indices of each page's region."""
-    rng = np.random.default_rng(seed)
-    paper = _unit(rng.standard_normal(DIM))
-    topics = _unit(rng.standard_normal((4, DIM)))
-    words = _unit(rng.standard_normal((4, 10, DIM)))
-    pages, regions = [], []
-    for i in range(PAGES):
-        patches = np.repeat(paper[None], GRID[0] * GRID[1], axis=0).reshape(*GRID, DIM)
-        row, col, width = 2 + i % 10, 1 + i % 5, 3 + i % 8
-        for c in range(width):
-            patches[row, col + c] = topics[i % 4] + words[i % 4, rng.integers(10)]
-        pages.append(_unit(patches.reshape(-1, DIM) + 0.02 * rng.standard_normal((256, DIM))))
-        regions.append(row * GRID[1] + col + np.arange(width))
-    return pages, regions
-
-
-PAGES_, REGIONS = _pages()
+PAGES_, REGIONS = region_pages(PAGES, GRID, DIM)
 POOLER = Pooler(POOLING)
 
 
@@ -71,7 +50,7 @@ def _point(i: int, *, tenant: str | None = None, pending: bool = False) -> Point
 
 def _query(i: int, rng: np.random.Generator) -> np.ndarray:
     tokens = PAGES_[i][REGIONS[i][:3]]  # a question about the page's region
-    return _unit(tokens + 0.05 * rng.standard_normal(tokens.shape))
+    return unit(tokens + 0.05 * rng.standard_normal(tokens.shape))
 
 
 def _vectors(query: np.ndarray) -> dict[str, np.ndarray]:
@@ -79,6 +58,10 @@ def _vectors(query: np.ndarray) -> dict[str, np.ndarray]:
 
 
 SCHEMA = CollectionSchema.for_embedder("toy", "multi", DIM, POOLING)
+#: The same collection without a token index.
+PLAIN = CollectionSchema.for_embedder(
+    "toy", "multi", DIM, PoolingConfig(views=["distinct"], full_pool_factor=1, token_index=False)
+)
 
 
 class Backend:
@@ -232,13 +215,7 @@ def test_plans_the_token_index_cannot_run_are_clear_errors(backend):
     with pytest.raises(ConfigError, match="add a stage that scores them"):
         store.query(parse_plan("tokens@4"), query)
     store.close()
-    plain = CollectionSchema.for_embedder(
-        "toy",
-        "multi",
-        DIM,
-        PoolingConfig(views=["distinct"], full_pool_factor=1, token_index=False),
-    )
-    other = backend.open(schema=plain, recreate=True)
+    other = backend.open(schema=PLAIN, recreate=True)
     other.upsert([_point(0)])
     assert other.info().token_vectors is None
     with pytest.raises(ConfigError, match="token_index = true"):
@@ -250,14 +227,8 @@ def test_the_token_index_is_part_of_the_collection_schema(backend):
     store.upsert([_point(0)])
     assert store.schema.token_index and store.schema.pooling["token_index"] is True
     store.close()
-    plain = CollectionSchema.for_embedder(
-        "toy",
-        "multi",
-        DIM,
-        PoolingConfig(views=["distinct"], full_pool_factor=1, token_index=False),
-    )
     with pytest.raises(CollectionMismatchError, match="token_index"):
-        backend.open(schema=plain)
+        backend.open(schema=PLAIN)
 
 
 def test_the_token_index_needs_the_distinct_view_and_mmrag_point_ids(backend):

@@ -13,6 +13,7 @@ from mmrag.store.contract import CollectionMismatchError
 from mmrag.store.embedded import EmbeddedStore
 from mmrag.store.records import Point
 from mmrag.store.schema import CollectionSchema
+from mmrag.testing.conformance.corpus import region_pages
 from mmrag.types import item_id
 
 pytestmark = pytest.mark.integration
@@ -25,22 +26,7 @@ def _unit(x):
 
 
 def _pages(seed=0):
-    """Background-dominated pages, each with one small region of topic 'words' (and the token
-    indices of each page's region)."""
-    rng = np.random.default_rng(seed)
-    paper = _unit(rng.standard_normal(DIM))
-    topics = _unit(rng.standard_normal((4, DIM)))
-    words = _unit(rng.standard_normal((4, 10, DIM)))
-    pages, regions = [], []
-    for i in range(PAGES):
-        patches = np.repeat(paper[None], GRID[0] * GRID[1], axis=0).reshape(*GRID, DIM)
-        row, col, width = 2 + i % 10, 1 + i % 5, 3 + i % 8
-        topic = i % 4
-        for c in range(width):
-            patches[row, col + c] = topics[topic] + words[topic, rng.integers(10)]
-        pages.append(_unit(patches.reshape(-1, DIM) + 0.02 * rng.standard_normal((256, DIM))))
-        regions.append(row * GRID[1] + col + np.arange(width))
-    return pages, regions
+    return region_pages(PAGES, GRID, DIM, seed)
 
 
 def _point(i, page, pooler):
