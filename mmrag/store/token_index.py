@@ -155,8 +155,15 @@ def page_of(token: str) -> str:
 
 
 def page_token_ids(page_ids: Iterable[str], start: int = 0) -> list[str]:
-    """The ids of the token vectors ``start`` .. :data:`PAGE_TOKENS` - 1 of each page."""
-    return [token_id(page, j) for page in page_ids for j in range(start, PAGE_TOKENS)]
+    """The ids of the token vectors ``start`` .. :data:`PAGE_TOKENS` - 1 of each page (none for
+    an id that is not a version-5 UUID: such a point never had token vectors)."""
+    out: list[str] = []
+    for page in page_ids:
+        try:
+            out.extend(token_id(page, j) for j in range(start, PAGE_TOKENS))
+        except ConfigError:
+            continue
+    return out
 
 
 def token_points(points: Sequence[Point]) -> tuple[list[Point], list[str]]:
@@ -176,7 +183,7 @@ def token_points(points: Sequence[Point]) -> tuple[list[Point], list[str]]:
             )
         tenant = point.payload.get(TENANT_FIELD)  # the page's id is in the token's id
         payload = {TENANT_FIELD: tenant} if tenant is not None else {}
-        ids = page_token_ids([point.id])
+        ids = [token_id(point.id, j) for j in range(PAGE_TOKENS)]  # refuses other ids
         out.extend(Point(ids[j], {"dense": row}, payload) for j, row in enumerate(rows))
         stale.extend(ids[len(rows) :])
     return out, stale

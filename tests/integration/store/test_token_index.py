@@ -284,3 +284,11 @@ def test_doctor_checks_the_token_index_and_its_advice_repairs_it(tmp_path):
     with EmbeddedStore(config.path, "pages") as store:
         assert store.info().token_vectors == sum(_rows(p) for p in points)
     assert next(f for f in check_store(config).findings if f.check == "tokens").level == "ok"
+
+
+def test_deleting_ids_that_never_had_tokens_is_harmless(backend):
+    store = backend.open()
+    point = _point(0)
+    store.upsert([point])
+    store.delete(["1f0c9b1e-0000-4000-8000-000000000001", point.id])  # a uuid4: never stored
+    assert store.count() == 0 and store.info().token_vectors == 0
