@@ -23,7 +23,7 @@ where                 what
 ``generators/``       a transformers VLM, any LangChain chat model
 *below the pipeline*
 ``store/``            the ``VectorStore`` contract, schema, records and filters, plans, the
-                      embedded and server backends, the asset store, BM25
+                      token index, the embedded and server backends, the asset store, BM25
 *shared*
 ``types.py`` …        ``Item``, ``Hit``, ``Answer``; ``config.py``, ``errors.py``, ``registry.py``
 ``testing/``          tiny offline models, and ``conformance/`` suites for third-party
