@@ -29,6 +29,7 @@ from mmrag.errors import ConfigError
 from mmrag.store.contract import StoreError
 from mmrag.store.plan import Plan, parse_plan
 from mmrag.store.records import QueryVector, ScoredRecord, SearchFilter, SparseVector
+from mmrag.store.token_index import TOKENS_STAGE
 from mmrag.types import Embedding, Hit, Item
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def hybrid_plan(plan: Plan) -> Plan:
     if "text" in plan.vectors:
         return plan
     stages = plan.stages
-    if stages[0].using == "tokens" and len(stages) > 1:
+    if stages[0].using == TOKENS_STAGE and len(stages) > 1:
         stages = stages[1:]
     first, rest = stages[0], (*stages[1:], *plan.rerank)
     members = first.fuse or (first,)

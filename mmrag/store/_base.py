@@ -316,7 +316,6 @@ class BaseStore(abc.ABC):
         """Run ``plan`` for several queries in one engine call."""
         self._check_open()
         self.check_plan(plan)
-        root = plan_tree(plan)
         for vectors in batch:
             missing = [n for n in plan.vectors if n not in vectors]
             if missing:
@@ -328,6 +327,7 @@ class BaseStore(abc.ABC):
                 self._tokens, plan, batch, filter, with_payload=with_payload, hnsw_ef=hnsw_ef
             )
         else:
+            root = plan_tree(plan)
             requests = [
                 EngineQuery(root, vectors, filter, with_payload=with_payload, hnsw_ef=hnsw_ef)
                 for vectors in batch
@@ -362,10 +362,11 @@ class BaseStore(abc.ABC):
         names = list(vectors)
         # The token stage's score of a page: MaxSim over its token vectors, its `distinct` view.
         view = {token_index.TOKENS_STAGE: token_index.TOKEN_VIEW}
+        engine_vectors = {view.get(name, name): vector for name, vector in vectors.items()}
         requests = [
             EngineQuery(
                 QueryNode(using=view.get(name, name), limit=len(ids)),
-                {view.get(name, name): vector for name, vector in vectors.items()},
+                engine_vectors,
                 restrict,
                 with_payload=False,
                 exact=True,

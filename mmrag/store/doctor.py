@@ -49,7 +49,7 @@ from mmrag.store.contract import (
     StoreVersionError,
 )
 from mmrag.store.records import SparseVector
-from mmrag.store.token_index import EMBEDDED_FOLDER, SERVER_SUFFIX
+from mmrag.store.token_index import EMBEDDED_FOLDER, SERVER_SUFFIX, TOKEN_VIEW
 
 if TYPE_CHECKING:
     from mmrag.config import StoreConfig
@@ -299,7 +299,7 @@ def _scan(store: VectorStore, *, vectors: bool, batch_size: int) -> _Scan:
             scan.labels[record.id] = f"{source} p.{page}" if page is not None else source
             if record.payload.get(PENDING_FIELD) == 1:
                 scan.pending[source] += 1
-            scan.token_rows += len(record.vectors.get("distinct", ()))
+            scan.token_rows += len(record.vectors.get(TOKEN_VIEW, ()))
             bad = [name for name, v in record.vectors.items() if not _finite(v)]
             if bad:
                 scan.bad_vectors.append((record.id, bad))
