@@ -324,7 +324,7 @@ class BaseStore(abc.ABC):
             raise ConfigError(f"hnsw_ef must be >= 1, got {hnsw_ef}")
         if plan.stages[0].using == token_index.TOKENS_STAGE:
             requests = token_index.requests(
-                self._tokens, plan, batch, filter, with_payload=with_payload, hnsw_ef=hnsw_ef
+                self, self._tokens, plan, batch, filter, with_payload=with_payload, hnsw_ef=hnsw_ef
             )
         else:
             root = plan_tree(plan)

@@ -28,9 +28,13 @@ the exact top-1 among its candidates for every query, in 3–9 ms.
   query returns them (the next stage only scores stored pages).
 - A collection whose token index is missing or empty rebuilds it from the stored ``distinct``
   vectors when it is opened.
-- A query with a filter other than its tenant's skips the token stage (the token index does not
-  copy the pages' payloads): the next stage searches the filtered pages itself, with its own HNSW
-  graph. So does a query whose token search reached fewer than ``K`` pages (a small collection).
+- The token index does not copy the pages' payloads (only the tenant). A query filtered on more
+  than its tenant asks the token stage for more candidates, ``K / share`` where ``share`` is the
+  part of the tenant's pages its filter keeps (:func:`oversampling`), and the next stage keeps
+  those the filter matches. A filter keeping less than :data:`MIN_SHARE` of the pages skips
+  the token stage: the next stage searches the filtered pages itself (the engine scans a few
+  pages exactly, and searches more with its own HNSW graph). So does a query whose token
+  search reached fewer than ``K`` pages (a small collection).
 
 Example:
     >>> import uuid
@@ -51,6 +55,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -69,6 +74,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EMBEDDED_FOLDER",
+    "MIN_SHARE",
     "NEIGHBOURS",
     "SERVER_SUFFIX",
     "TOKENS_STAGE",
@@ -97,6 +103,10 @@ SERVER_SUFFIX = "__tokens"
 #: 16 the 32 best pages held every query's exact top-1; their share of the exact top 10 was
 #: 0.59 with 16, 0.66 with 32, 0.73 with 64).
 NEIGHBOURS = 64
+#: The smallest share of a tenant's pages a filter may keep for its queries to use the token
+#: stage (asking for up to ``1 / MIN_SHARE`` times more candidates, and keeping those the filter
+#: matches); a more selective filter leaves the search to the engine's filtered search.
+MIN_SHARE = 1 / 8
 
 logger = logging.getLogger(__name__)
 
@@ -245,11 +255,28 @@ def check_token_plan(plan: Plan, schema: CollectionSchema, where: str) -> None:
 
 
 def searches_tokens(filter: SearchFilter | None) -> bool:
-    """Whether a query with ``filter`` uses the token stage (no filter but the tenant's)."""
+    """Whether ``filter`` restricts a query to no more than its tenant's pages."""
     return filter is None or dataclasses.replace(filter, tenant=None).is_empty
 
 
+def oversampling(store: BaseStore, filter: SearchFilter | None, limit: int) -> int | None:
+    """How many times ``limit`` candidates a query with ``filter`` asks of the token stage: 1
+    for no filter but the tenant's, ``ceil(1 / share)`` for a filter that keeps a ``share`` of
+    at least :data:`MIN_SHARE` of the tenant's pages. ``None`` (skip the token stage) for a
+    more selective filter, or when the tenant has no more pages than the candidates asked."""
+    if searches_tokens(filter):
+        return 1
+    assert filter is not None
+    tenant = SearchFilter(tenant=filter.tenant) if filter.tenant is not None else None
+    total, matching = store.count(tenant), store.count(filter)
+    if matching == 0 or matching < MIN_SHARE * total:
+        return None
+    scale = math.ceil(total / matching)
+    return scale if limit * scale < total else None
+
+
 def requests(
+    store: BaseStore,
     tokens: BaseStore | None,
     plan: Plan,
     batch: Sequence[Mapping[str, QueryVector]],
@@ -259,27 +286,38 @@ def requests(
     hnsw_ef: int | None,
 ) -> list[EngineQuery]:
     """The engine queries of a plan that starts with ``tokens@K``: the rest of the plan over
-    each query's ``K`` candidates. A query whose token search reached fewer than ``K`` pages
-    (a small collection), or with a filter other than its tenant's, runs the rest of the plan
-    over every (filtered) page instead, so it returns as many hits as a plan without the
-    token stage would."""
+    each query's ``K`` candidates.
+
+    A query filtered on more than its tenant asks for ``K`` times :func:`oversampling`
+    candidates (from as many times more nearest token vectors), and the rest of the plan keeps
+    those its filter matches. The rest of the plan runs over every (filtered) page instead,
+    returning what a plan without the token stage would, when the token search reached fewer
+    than the pages it asked for (a small collection), when fewer candidates than the next
+    stage's limit match the filter, or when :func:`oversampling` skips the token stage (a
+    selective filter: the engine's filtered search serves it)."""
     root = plan_tree(Plan(stages=plan.stages[1:]))
-    if not searches_tokens(filter):
-        return [EngineQuery(root, v, filter, with_payload, hnsw_ef=hnsw_ef) for v in batch]
+
+    def query(vectors: Mapping[str, QueryVector], where: SearchFilter | None) -> EngineQuery:
+        return EngineQuery(root, vectors, where, with_payload=with_payload, hnsw_ef=hnsw_ef)
+
+    scale = oversampling(store, filter, plan.stages[0].limit)
+    if scale is None:
+        return [query(vectors, filter) for vectors in batch]
     assert tokens is not None, "a collection with a token index opens it"
     tenant = filter.tenant if filter is not None else None
-    limit = plan.stages[0].limit
-    found = candidates(tokens, plan.stages[0], batch, tenant, hnsw_ef)
-    return [
-        EngineQuery(
-            root,
-            vectors,
-            SearchFilter(ids=tuple(ids), tenant=tenant) if len(ids) >= limit else filter,
-            with_payload=with_payload,
-            hnsw_ef=hnsw_ef,
-        )
-        for vectors, ids in zip(batch, found, strict=True)
-    ]
+    stage = Stage(TOKENS_STAGE, plan.stages[0].limit * scale)
+    found = candidates(tokens, stage, batch, tenant, hnsw_ef, NEIGHBOURS * scale)
+    out = []
+    for vectors, ids in zip(batch, found, strict=True):
+        where = SearchFilter(ids=tuple(ids), tenant=tenant)
+        if filter is not None and not searches_tokens(filter):
+            kept = set(filter.ids)
+            narrowed = tuple(i for i in ids if i in kept) if kept else tuple(ids)
+            where = dataclasses.replace(filter, ids=narrowed)
+            if not narrowed or store.count(where) < plan.stages[1].limit:
+                where = filter
+        out.append(query(vectors, where if len(ids) >= stage.limit else filter))
+    return out
 
 
 def candidates(
@@ -288,9 +326,11 @@ def candidates(
     batch: Sequence[Mapping[str, QueryVector]],
     tenant: str | None,
     hnsw_ef: int | None,
+    neighbours: int = NEIGHBOURS,
 ) -> list[list[str]]:
-    """The ``stage.limit`` candidate page ids of each query of ``batch`` (one engine call)."""
-    search = Plan(stages=(Stage("dense", NEIGHBOURS),))
+    """The ``stage.limit`` candidate page ids of each query of ``batch`` (one engine call), from
+    each query token's ``neighbours`` nearest token vectors."""
+    search = Plan(stages=(Stage("dense", neighbours),))
     requests: list[Mapping[str, QueryVector]] = []
     spans: list[int] = []
     for vectors in batch:

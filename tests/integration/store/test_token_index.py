@@ -250,12 +250,18 @@ def test_the_next_stage_scores_only_the_token_candidates_unless_too_few(backend)
     query = _vectors(_query(9, np.random.default_rng(8)))
     tokens = store._tokens  # the collection's token index
     (restricted,) = token_index.requests(
-        tokens, parse_plan(PLAN), [query], None, with_payload=False, hnsw_ef=None
+        store, tokens, parse_plan(PLAN), [query], None, with_payload=False, hnsw_ef=None
     )
     assert len(restricted.filter.ids) == 8 and points[9].id in restricted.filter.ids
     # More candidates asked than pages reached (40 pages): every page is scored.
     (everything,) = token_index.requests(
-        tokens, parse_plan("tokens@1000 -> full@3"), [query], None, with_payload=False, hnsw_ef=None
+        store,
+        tokens,
+        parse_plan("tokens@1000 -> full@3"),
+        [query],
+        None,
+        with_payload=False,
+        hnsw_ef=None,
     )
     assert everything.filter is None
     assert len(store.query(parse_plan("tokens@1000 -> full@40"), query)) == PAGES
@@ -292,3 +298,68 @@ def test_deleting_ids_that_never_had_tokens_is_harmless(backend):
     store.upsert([point])
     store.delete(["1f0c9b1e-0000-4000-8000-000000000001", point.id])  # a uuid4: never stored
     assert store.count() == 0 and store.info().token_vectors == 0
+
+
+def _request(store, plan: str, query, filter):
+    from mmrag.store import token_index
+
+    (request,) = token_index.requests(
+        store, store._tokens, parse_plan(plan), [query], filter, with_payload=False, hnsw_ef=None
+    )
+    return request
+
+
+def test_a_broad_filter_asks_the_token_stage_for_more_candidates(backend):
+    points = [_point(i) for i in range(PAGES)]
+    store = backend.open()
+    store.upsert(points)
+    half = SearchFilter(sources=("/docs/doc0.pdf", "/docs/doc1.pdf"))  # 20 of 40 pages
+    rng = np.random.default_rng(9)
+    request = _request(store, PLAN, _vectors(_query(3, rng)), half)
+    # Twice the candidates (8 x 2), and the filter still applies to them.
+    assert len(request.filter.ids) == 16 and points[3].id in request.filter.ids
+    assert request.filter.sources == half.sources
+    for i in range(20):  # every page of the filtered half is found by a question about it
+        query = _vectors(_query(i, rng))
+        hits = store.query(parse_plan(PLAN), query, half)
+        want = store.query(parse_plan("full@3"), query, half)
+        assert hits[0].id == want[0].id == points[i].id
+        assert {h.payload["source"] for h in hits} <= set(half.sources)
+    # A query about a page the filter excludes gets the filtered pages only.
+    hits = store.query(parse_plan(PLAN), _vectors(_query(30, rng)), half)
+    assert hits and {h.payload["source"] for h in hits} <= set(half.sources)
+
+
+def test_a_selective_filter_leaves_the_search_to_the_engine(backend):
+    points = [_point(i) for i in range(PAGES)]
+    store = backend.open()
+    store.upsert(points)
+    query = _vectors(_query(10, np.random.default_rng(10)))
+    first_pages = SearchFilter(page_range=(1, 1))  # 4 of 40 pages: under MIN_SHARE (1/8)
+    assert _request(store, PLAN, query, first_pages).filter == first_pages
+    hits = store.query(parse_plan(PLAN), query, first_pages)
+    assert [h.id for h in hits] == [
+        h.id for h in store.query(parse_plan("full@3"), query, first_pages)
+    ]
+    assert hits[0].id == points[10].id
+    # A filter on ids keeps the token candidates among them; one matching nothing finds nothing.
+    some = SearchFilter(ids=tuple(p.id for p in points[:30]))
+    request = _request(store, PLAN, query, some)
+    assert set(request.filter.ids) <= set(some.ids) and points[10].id in request.filter.ids
+    assert store.query(parse_plan(PLAN), query, SearchFilter(sources=("/nowhere.pdf",))) == []
+
+
+def test_a_tenant_filtered_on_its_own_pages_keeps_the_filter(backend):
+    mine = [_point(i, tenant="a") for i in range(10)]
+    theirs = [_point(i, tenant="b") for i in range(10, 40)]
+    store = backend.open()
+    store.upsert(mine + theirs)
+    # Every page of tenant a matches: no oversampling, but the filter must still apply.
+    where = SearchFilter(sources=("/docs/doc0.pdf",), tenant="a")
+    query = _vectors(_query(25, np.random.default_rng(11)))  # about a page of tenant b
+    request = _request(store, "tokens@4 -> distinct@4 -> full@3", query, where)
+    assert request.filter.sources == where.sources and request.filter.tenant == "a"
+    hits = store.query(parse_plan("tokens@4 -> distinct@4 -> full@3"), query, where)
+    assert hits and {(h.payload["source"], h.payload["tenant"]) for h in hits} == {
+        ("/docs/doc0.pdf", "a")
+    }
