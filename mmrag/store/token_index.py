@@ -309,14 +309,16 @@ def requests(
     found = candidates(tokens, stage, batch, tenant, hnsw_ef, NEIGHBOURS * scale)
     out = []
     for vectors, ids in zip(batch, found, strict=True):
-        where = SearchFilter(ids=tuple(ids), tenant=tenant)
-        if filter is not None and not searches_tokens(filter):
+        where: SearchFilter | None = SearchFilter(ids=tuple(ids), tenant=tenant)
+        if len(ids) < stage.limit:
+            where = filter
+        elif filter is not None and not searches_tokens(filter):
             kept = set(filter.ids)
             narrowed = tuple(i for i in ids if i in kept) if kept else tuple(ids)
             where = dataclasses.replace(filter, ids=narrowed)
             if not narrowed or store.count(where) < plan.stages[1].limit:
                 where = filter
-        out.append(query(vectors, where if len(ids) >= stage.limit else filter))
+        out.append(query(vectors, where))
     return out
 
 
