@@ -84,12 +84,14 @@ __all__ = [
     "DEFAULT_CODECS",
     "FULL_POOL_HELP",
     "LEGACY_CODECS",
+    "PREVIOUS_DEFAULTS",
     "Codec",
     "SearchOptions",
     "codec_of",
     "codec_spec",
     "codecs_for",
     "merged_codecs",
+    "same_codecs",
     "search_options",
     "search_params",
 ]
@@ -147,12 +149,15 @@ CODECS: tuple[str, ...] = tuple(_CODECS)
 #: ``full`` is ``turbo8``: exact float32 MaxSim's top-1 kept on every measured query set at a
 #: quarter of float32's disk; ``turbo4`` halves that again at 0.94-0.975 top-1 on hard queries
 #: (see the module docstring and ``benchmarks/scale.py``); with ``pooling.full_pool_factor = 3``
-#: (the default) it stores a third of the tokens. ``distinct``, where the default plan starts,
-#: is ``uint8``: its HNSW search runs on the int8 copy in RAM (4 KB per page) and rescores with
-#: the float16 originals (8 KB). ``turbo8`` (4 KB, no originals) kept the same top-1 at 2,000
-#: and 10,000 pages but not beyond: on scale.py's 30,000 pages (50 queries) the default plan
-#: kept the exact top-1 for 0.74 of the queries with ``turbo8``, against 0.96 with ``uint8``
-#: (measured with every ``full`` token stored: the first stage is the same).
+#: (the default) it stores a third of the tokens. ``distinct`` is ``float16``: the default plan
+#: scores the token index's candidates on it exactly, and a selective filter's fallback searches
+#: its HNSW graph on the originals. ``uint8`` (the previous default: an int8 copy in RAM, 4 KB
+#: per page, beside the float16 originals, 8 KB) adds 4 KB of disk and RAM per page for a
+#: faster first stage, which the token index made the rare path; it is what brought 10^5 pages
+#: to 67 KB each. ``turbo8`` (4 KB, no originals) kept the same top-1 at 2,000 and 10,000 pages
+#: as a first stage but not beyond: on scale.py's 30,000 pages (50 queries, no token index)
+#: ``distinct@32 -> full@10`` kept the exact top-1 for 0.74 of the queries with ``turbo8``,
+#: against 0.96 with ``uint8``.
 DEFAULT_CODECS: Mapping[str, str] = {
     "dense": "float32",
     "full": "turbo8",
@@ -162,10 +167,15 @@ DEFAULT_CODECS: Mapping[str, str] = {
     "tiles": "float16",
     "smooth_rows": "float16",
     "hier": "float16",
-    "distinct": "uint8",
+    "distinct": "float16",
     "muvera": "float16",
     "tokens": "turbo8",  # the token index (mmrag.store.token_index)
 }
+
+#: Codecs an earlier version chose by default: a collection recorded with one of them opens
+#: under today's default for that name (its stored codec is kept), so changing a default never
+#: locks an index out; any other difference is a mismatch.
+PREVIOUS_DEFAULTS: Mapping[str, tuple[str, ...]] = {"distinct": ("uint8",)}
 
 #: What collections written before codecs were recorded used: ``full`` float16, the rest
 #: float32.
@@ -185,6 +195,27 @@ FULL_POOL_HELP = (
     "Store `full` with about 1/N of the page's tokens: background and repeated templates are "
     "merged, content regions kept (2-3 shrink the disk and the exact stage; 1 = every token)."
 )
+
+
+def same_codecs(stored: Mapping[str, str], requested: Mapping[str, str]) -> bool:
+    """Whether a collection recorded with ``stored`` codecs opens for ``requested`` ones:
+    equal, except that a codec in :data:`PREVIOUS_DEFAULTS` opens under today's default.
+
+    Example:
+        >>> from mmrag.store.codecs import same_codecs
+        >>> same_codecs({"distinct": "uint8"}, {"distinct": "float16"})
+        True
+        >>> same_codecs({"distinct": "uint8"}, {"distinct": "turbo8"})
+        False
+    """
+    if stored.keys() != requested.keys():
+        return False
+    return all(
+        want == have
+        or (want == DEFAULT_CODECS.get(name) and have in PREVIOUS_DEFAULTS.get(name, ()))
+        for name, have in stored.items()
+        for want in (requested[name],)
+    )
 
 
 def codec_spec(name: str) -> Codec:

@@ -39,7 +39,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from mmrag.errors import ConfigError
-from mmrag.store.codecs import LEGACY_CODECS, codec_spec, codecs_for, merged_codecs
+from mmrag.store.codecs import (
+    LEGACY_CODECS,
+    codec_spec,
+    codecs_for,
+    merged_codecs,
+    same_codecs,
+)
 from mmrag.store.contract import (
     DISTINCT_EF_CONSTRUCT,
     DISTINCT_HNSW_M,
@@ -284,6 +290,8 @@ class CollectionSchema:
                 mine, theirs = list(mine), list(theirs)
             if name in ("pooling", "codecs"):
                 mine, theirs = dict(mine), dict(theirs)
+            if name == "codecs" and same_codecs(mine, theirs):
+                continue
             if mine != theirs:
                 out.append(f"{name}: {mine!r} vs {theirs!r}")
         return out

@@ -203,11 +203,36 @@ def test_open_store_takes_the_codecs_from_the_config(tmp_path, pages):
     store = open_store(config.store, schema)
     try:
         assert store.schema.codecs["full"] == "binary2"
-        assert store.schema.codecs["distinct"] == DEFAULT_CODECS["distinct"] == "uint8"
+        assert store.schema.codecs["distinct"] == DEFAULT_CODECS["distinct"] == "float16"
     finally:
         store.close()
     with pytest.raises(CollectionMismatchError, match="binary2"):
         open_store(StoreConfig(path=str(tmp_path)), schema)
+
+
+def test_a_collection_built_with_the_previous_distinct_default_opens_under_todays(tmp_path, pages):
+    # `distinct` was uint8 by default before float16: such an index still opens with the
+    # default config, keeps its recorded codec and answers; another codec is still a mismatch.
+    pooling = PoolingConfig(views=["global", "distinct"], token_index=False)
+    old = CollectionSchema.for_embedder(
+        "toy-codecs@1", "multi", DIM, pooling, codecs={"distinct": "uint8"}
+    )
+    points = _points(old, pages)
+    with EmbeddedStore(tmp_path, "c", old) as store:
+        store.upsert(points)
+    today = CollectionSchema.for_embedder("toy-codecs@1", "multi", DIM, pooling)
+    assert today.codecs["distinct"] == "float16" != old.codecs["distinct"]
+    store = open_store(StoreConfig(path=str(tmp_path), collection="c"), today)
+    try:
+        assert store.schema.codecs["distinct"] == "uint8" and store.count() == PAGES
+        query = _queries(pages)[0]
+        hits = store.query(parse_plan("distinct@8 -> full@3"), {"distinct": query, "full": query})
+        assert hits[0].id == points[int(_exact_order(query, pages)[0])].id
+    finally:
+        store.close()
+    chosen = StoreConfig(path=str(tmp_path), collection="c", codecs={"distinct": "turbo8"})
+    with pytest.raises(CollectionMismatchError, match="turbo8"):
+        open_store(chosen, today)
 
 
 def test_config_rejects_an_unknown_codec_naming_the_allowed_ones():

@@ -48,7 +48,7 @@ def test_the_default_schema_has_a_denser_first_stage_graph_and_merged_full():
     assert list(specs) == ["global", "distinct", "full"]
     distinct = specs["distinct"]
     assert (distinct.hnsw_m, distinct.ef_construct) == (32, 200)
-    assert distinct.codec == "uint8" and codec_spec("uint8").rescored  # int8 in RAM, rescored
+    assert distinct.codec == "float16" and not codec_spec("float16").rescored  # the originals
     assert specs["full"].codec == "turbo8" and not codec_spec("turbo8").rescored  # codes only
     # `full` keeps a third of the tokens, merged by the grouped merge (recorded: a collection
     # merged another way is a mismatch).
