@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     queries = np.stack([corpus.query(i, noise=args.query_noise) for i in range(args.queries)])
     kept = np.load(Path(args.path) / f"scale{args.pages}.npz")
     index_of = {str(pid): i for i, pid in enumerate(kept["ids"])}  # scale.py's ids: page order
+    if len(kept["queries"]) < args.queries:
+        raise SystemExit(f"{args.path}: kept {len(kept['queries'])} queries; ask for at most that")
     if not np.allclose(kept["queries"][: args.queries], queries):
         raise SystemExit(f"{args.path}: built with another seed or query noise")
     # Exact MaxSim over the pages the widest filter keeps (page numbers in its range).
@@ -71,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  exact MaxSim over {len(subset)} pages: {time.perf_counter() - t:.0f} s", flush=True)
     store = EmbeddedStore(Path(args.path), f"scale{args.pages}", schema)
     results: dict[str, object] = {}
+    codecs = dict(store.schema.codecs)  # the kept store's own (an older build may differ)
     try:
         for name, (lo, hi) in FILTERS.items():
             where = SearchFilter(page_range=(lo, hi))
@@ -98,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = row
     finally:
         store.close()
-    print(json.dumps({"pages": args.pages, "queries": args.queries, "filters": results}))
+    summary = {"pages": args.pages, "queries": args.queries, "codecs": codecs}
+    print(json.dumps({**summary, "filters": results}))
     return 0
 
 

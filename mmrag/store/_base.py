@@ -230,11 +230,13 @@ class BaseStore(abc.ABC):
 
     # -- reads -----------------------------------------------------------------------------------
 
-    def count(self, filter: SearchFilter | None = None) -> int:
-        """How many points match ``filter`` (all points when ``None``)."""
+    def count(self, filter: SearchFilter | None = None, *, searchable: bool = False) -> int:
+        """How many points match ``filter`` (all points when ``None``); ``searchable`` leaves
+        out the pending ones, which queries do not see yet."""
         self._check_open()
         with self._read_lock:
-            return self._count(filter)
+            n = self._count(filter)
+            return n - self._count_pending(filter or SearchFilter()) if searchable and n else n
 
     def sources(self, filter: SearchFilter | None = None) -> list[str]:
         """The distinct sources in the collection (those matching ``filter``), sorted."""

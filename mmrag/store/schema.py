@@ -32,6 +32,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -62,6 +63,8 @@ if TYPE_CHECKING:
     from mmrag.store.records import Point
 
 __all__ = ["CollectionSchema", "VectorSpec"]
+
+logger = logging.getLogger(__name__)
 
 #: Pooling parameters that change each view's vectors (the rest are irrelevant to it).
 _VIEW_SETTINGS: Mapping[str, tuple[str, ...]] = {
@@ -299,6 +302,13 @@ class CollectionSchema:
     def check_compatible(self, requested: CollectionSchema, where: str) -> None:
         """Raise :class:`CollectionMismatchError` unless ``requested`` matches this schema."""
         diffs = self.differences(requested)
+        if not diffs and dict(self.codecs) != dict(requested.codecs):
+            logger.info(
+                "%s keeps the codecs it was built with: %s (requested %s)",
+                where,
+                dict(self.codecs),
+                dict(requested.codecs),
+            )
         if diffs:
             raise CollectionMismatchError(
                 f"{where} was built with another embedder or pooling (or other codecs; "

@@ -275,6 +275,14 @@ def oversampling(store: BaseStore, filter: SearchFilter | None, limit: int) -> i
     return scale if limit * scale < total else None
 
 
+def _canonical(point_id: str) -> str:
+    """``point_id`` as the engine returns it (a UUID in lower-case hyphenated form)."""
+    try:
+        return str(uuid.UUID(point_id))
+    except ValueError:
+        return point_id
+
+
 def requests(
     store: BaseStore,
     tokens: BaseStore | None,
@@ -292,9 +300,9 @@ def requests(
     candidates (from as many times more nearest token vectors), and the rest of the plan keeps
     those its filter matches. The rest of the plan runs over every (filtered) page instead,
     returning what a plan without the token stage would, when the token search reached fewer
-    than the pages it asked for (a small collection), when fewer candidates than the next
-    stage's limit match the filter, or when :func:`oversampling` skips the token stage (a
-    selective filter: the engine's filtered search serves it)."""
+    than the pages it asked for (a small collection), when fewer searchable candidates than
+    the next stage's limit (or half of ``K``) match the filter, or when :func:`oversampling`
+    skips the token stage (a selective filter: the engine's filtered search serves it)."""
     root = plan_tree(Plan(stages=plan.stages[1:]))
 
     def query(vectors: Mapping[str, QueryVector], where: SearchFilter | None) -> EngineQuery:
@@ -307,16 +315,18 @@ def requests(
     tenant = filter.tenant if filter is not None else None
     stage = Stage(TOKENS_STAGE, plan.stages[0].limit * scale)
     found = candidates(tokens, stage, batch, tenant, hnsw_ef, NEIGHBOURS * scale)
+    # Fewer filtered candidates than this: the token search missed the filter's pages.
+    least = max(plan.stages[1].limit, plan.stages[0].limit // 2)
     out = []
     for vectors, ids in zip(batch, found, strict=True):
         where: SearchFilter | None = SearchFilter(ids=tuple(ids), tenant=tenant)
         if len(ids) < stage.limit:
             where = filter
         elif filter is not None and not searches_tokens(filter):
-            kept = set(filter.ids)
+            kept = {_canonical(i) for i in filter.ids}
             narrowed = tuple(i for i in ids if i in kept) if kept else tuple(ids)
             where = dataclasses.replace(filter, ids=narrowed)
-            if not narrowed or store.count(where) < plan.stages[1].limit:
+            if not narrowed or store.count(where, searchable=True) < least:
                 where = filter
         out.append(query(vectors, where))
     return out

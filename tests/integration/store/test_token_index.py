@@ -346,6 +346,10 @@ def test_a_selective_filter_leaves_the_search_to_the_engine(backend):
     some = SearchFilter(ids=tuple(p.id for p in points[:30]))
     request = _request(store, PLAN, query, some)
     assert set(request.filter.ids) <= set(some.ids) and points[10].id in request.filter.ids
+    assert len(request.filter.ids) <= 16  # the token candidates (8 x 2), not the filter's 30
+    # The user's ids in another spelling of the same UUIDs narrow the same way.
+    shouted = SearchFilter(ids=tuple(p.id.upper() for p in points[:30]))
+    assert _request(store, PLAN, query, shouted).filter.ids == request.filter.ids
     assert store.query(parse_plan(PLAN), query, SearchFilter(sources=("/nowhere.pdf",))) == []
 
 
@@ -363,3 +367,18 @@ def test_a_tenant_filtered_on_its_own_pages_keeps_the_filter(backend):
     assert hits and {(h.payload["source"], h.payload["tenant"]) for h in hits} == {
         ("/docs/doc0.pdf", "a")
     }
+
+
+def test_pending_pages_do_not_count_as_filtered_candidates(backend):
+    # doc1's pages are still pending: a query filtered on doc0 and doc1 sees doc0's only.
+    store = backend.open()
+    pending = [_point(i, pending=True) for i in range(10, 20)]
+    store.upsert([_point(i) for i in range(10)] + pending + [_point(i) for i in range(20, 40)])
+    half = SearchFilter(sources=("/docs/doc0.pdf", "/docs/doc1.pdf"))
+    assert store.count(half) == 20 and store.count(half, searchable=True) == 10
+    assert store.count(searchable=True) == 30
+    query = _vectors(_query(15, np.random.default_rng(12)))  # about a pending page
+    hits = store.query(parse_plan(PLAN), query, half)
+    want = store.query(parse_plan("full@3"), query, half)
+    assert [h.id for h in hits] == [h.id for h in want] and len(hits) == 3
+    assert {h.payload["source"] for h in hits} == {"/docs/doc0.pdf"}
