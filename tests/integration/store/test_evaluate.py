@@ -45,9 +45,9 @@ class ColorEmbedder:
     def embed_documents(self, items: Sequence[Item]) -> list[Embedding]:
         out = []
         for item in items:
-            red = item.load_image().getpixel((0, 0))[0]
+            red, green, _ = item.load_image().getpixel((0, 0))
             topic = red // 40
-            seed = int(item.id.replace("-", "")[:8], 16)
+            seed = red * 256 + green  # the page's colour, not its id (ids follow the temp path)
             noise = np.random.default_rng(seed).standard_normal((16, DIM))
             out.append(Embedding(multi=unit(self.topics[topic] + 0.3 * noise), grid=(4, 4)))
         return out
@@ -101,7 +101,10 @@ def reference_run(root, embedder: ColorEmbedder, depth: int) -> dict[str, list[s
 @pytest.fixture(params=["embedded", "local"])
 def store(request, tmp_path):
     pooling = PoolingConfig(views=["global", "rows"], full_pool_factor=1)  # every token
-    schema = CollectionSchema.for_embedder("toy-colors@1", "multi", DIM, pooling)
+    # `full` as float16, what reference_run scores on: the plans must match it exactly.
+    schema = CollectionSchema.for_embedder(
+        "toy-colors@1", "multi", DIM, pooling, codecs={"full": "float16"}
+    )
     if request.param == "embedded":
         s = EmbeddedStore(tmp_path / "index", "eval", schema)
     else:
