@@ -318,7 +318,7 @@ def test_a_broad_filter_asks_the_token_stage_for_more_candidates(backend):
     request = _request(store, PLAN, _vectors(_query(3, rng)), half)
     # Twice the candidates (8 x 2), and the filter still applies to them.
     assert len(request.filter.ids) == 16 and points[3].id in request.filter.ids
-    assert request.filter.sources == half.sources
+    assert request.filter.sources == half.sources and not request.exact
     for i in range(20):  # every page of the filtered half is found by a question about it
         query = _vectors(_query(i, rng))
         hits = store.query(parse_plan(PLAN), query, half)
@@ -336,7 +336,8 @@ def test_a_selective_filter_leaves_the_search_to_the_engine(backend):
     store.upsert(points)
     query = _vectors(_query(10, np.random.default_rng(10)))
     first_pages = SearchFilter(page_range=(1, 1))  # 4 of 40 pages: under MIN_SHARE (1/8)
-    assert _request(store, PLAN, query, first_pages).filter == first_pages
+    request = _request(store, PLAN, query, first_pages)
+    assert request.filter == first_pages and request.exact  # few pages: scored exactly
     hits = store.query(parse_plan(PLAN), query, first_pages)
     assert [h.id for h in hits] == [
         h.id for h in store.query(parse_plan("full@3"), query, first_pages)
@@ -382,3 +383,35 @@ def test_pending_pages_do_not_count_as_filtered_candidates(backend):
     want = store.query(parse_plan("full@3"), query, half)
     assert [h.id for h in hits] == [h.id for h in want] and len(hits) == 3
     assert {h.payload["source"] for h in hits} == {"/docs/doc0.pdf"}
+
+
+def test_a_selective_filter_over_many_pages_uses_the_engines_filtered_search(backend, monkeypatch):
+    from mmrag.store import token_index
+
+    store = backend.open()
+    store.upsert([_point(i) for i in range(PAGES)])
+    first_pages = SearchFilter(page_range=(1, 1))  # 4 pages
+    query = _vectors(_query(10, np.random.default_rng(13)))
+    monkeypatch.setattr(token_index, "EXACT_PAGES", 3)  # more pages than scored exactly
+    request = _request(store, PLAN, query, first_pages)
+    assert request.filter == first_pages and not request.exact
+
+
+def test_a_filtered_query_keeps_its_candidates_when_the_nearest_tokens_run_out(
+    backend, monkeypatch
+):
+    from mmrag.store import token_index
+
+    points = [_point(i) for i in range(PAGES)]
+    store = backend.open()
+    store.upsert(points)
+    half = SearchFilter(sources=("/docs/doc0.pdf", "/docs/doc1.pdf"))  # 20 of 40 pages
+    # Few nearest tokens per query token: the search reaches fewer pages than the 8 x 2 asked,
+    # yet enough of the filter's (at least half of K); a large collection's usual case.
+    monkeypatch.setattr(token_index, "NEIGHBOURS", 3)
+    query = _vectors(_query(3, np.random.default_rng(14)))
+    request = _request(store, "tokens@8 -> distinct@2 -> full@1", query, half)
+    assert request.filter.sources == half.sources and not request.exact
+    assert points[3].id in request.filter.ids and 4 <= len(request.filter.ids) < 16
+    hits = store.query(parse_plan("tokens@8 -> distinct@2 -> full@1"), query, half)
+    assert [h.id for h in hits] == [points[3].id]
