@@ -266,18 +266,16 @@ def searches_tokens(filter: SearchFilter | None) -> bool:
     return filter is None or dataclasses.replace(filter, tenant=None).is_empty
 
 
-def oversampling(store: BaseStore, filter: SearchFilter | None, limit: int) -> int | None:
-    """How many times ``limit`` candidates a query with ``filter`` asks of the token stage: 1
-    for no filter but the tenant's, ``ceil(1 / share)`` for a filter that keeps a ``share`` of
-    at least :data:`MIN_SHARE` of the tenant's pages. ``None`` (skip the token stage) for a
-    more selective filter, or when the tenant has no more pages than the candidates asked."""
-    return _oversampling(store, filter, limit)[0]
-
-
-def _oversampling(
+def oversampling(
     store: BaseStore, filter: SearchFilter | None, limit: int
 ) -> tuple[int | None, int | None]:
-    """:func:`oversampling`, and how many pages ``filter`` matches (``None``: not counted)."""
+    """How many times ``limit`` candidates a query with ``filter`` asks of the token stage, and
+    how many pages ``filter`` matches (``None``: not counted).
+
+    The first is 1 for no filter but the tenant's, ``ceil(1 / share)`` for a filter that keeps
+    a ``share`` of at least :data:`MIN_SHARE` of the tenant's pages, and ``None`` (skip the token
+    stage) for a more selective filter, or when the tenant has no more pages than the candidates
+    asked."""
     if searches_tokens(filter):
         return 1, None
     assert filter is not None
@@ -320,7 +318,7 @@ def requests(
     then scored exactly when they are at most :data:`EXACT_PAGES`."""
     root = plan_tree(Plan(stages=plan.stages[1:]))
 
-    scale, matching = _oversampling(store, filter, plan.stages[0].limit)
+    scale, matching = oversampling(store, filter, plan.stages[0].limit)
     # The filter's own pages, when the token stage cannot serve it: exactly when they are few.
     exact = matching is not None and matching <= EXACT_PAGES
 
